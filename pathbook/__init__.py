@@ -1,0 +1,1 @@
+"""pathbook: runs the notebooks with papermill and builds the Jupyter Book."""

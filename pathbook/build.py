@@ -1,0 +1,146 @@
+"""`pathbook build` and `pathbook status`: rerun what is stale, then build the HTML book."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from tqdm.auto import tqdm
+
+from . import parameters as params
+from .execute import Outcome, atomic_write_text, execute
+from .fingerprint import core_digest, explain_changes, fingerprint
+from .project import Chapter, PathbookError, Project
+
+
+@dataclass
+class Plan:
+    """What `build` would do for one chapter, and why."""
+
+    chapter: Chapter
+    parameters: dict[str, Any]
+    fingerprint: dict[str, Any]
+    reasons: list[str]
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.reasons)
+
+
+def _recorded(project: Project, chapter: Chapter) -> dict[str, Any] | None:
+    path = project.stamp_of(chapter)
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def plan(project: Project, profile: str, only: Iterable[str] = (), force: bool = False) -> list[Plan]:
+    """Validate every selected chapter's parameters and work out which ones must run."""
+    names = list(only) or list(project.chapters)
+    core = core_digest(project)
+    plans = []
+    for name in names:
+        chapter = project.chapter(name)
+        values = chapter.parameters(profile)
+        params.validate(name, chapter.source, values)
+        fp = fingerprint(project, chapter, values, core)
+        stamp = _recorded(project, chapter)
+        if force:
+            reasons = ["--force"]
+        elif stamp is None or not project.output_of(chapter).exists():
+            reasons = ["no output yet"]
+        else:
+            reasons = explain_changes(stamp["components"], fp["components"])
+            if stamp.get("profile") != profile and not reasons:
+                reasons = [f"profile {stamp.get('profile')} -> {profile}"]
+            missing = [f for f in stamp.get("figures", [])
+                       if not (project.figures_of(chapter) / f).exists()]
+            if missing:
+                reasons.append(f"figures missing: {', '.join(missing)}")
+        plans.append(Plan(chapter, values, fp, reasons))
+    return plans
+
+
+def _stamp(project: Project, item: Plan, profile: str, outcome: Outcome) -> None:
+    figures = sorted(p.name for p in project.figures_of(item.chapter).glob("*") if p.is_file())
+    record = {
+        "profile": profile,
+        "hash": item.fingerprint["hash"],
+        "components": item.fingerprint["components"],
+        "executed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(outcome.seconds, 2),
+        "figures": figures,
+    }
+    atomic_write_text(project.stamp_of(item.chapter), json.dumps(record, indent=1))
+
+
+def run_notebooks(project: Project, plans: list[Plan], profile: str, jobs: int = 1) -> list[Outcome]:
+    """Execute the stale chapters, `jobs` at a time, with a progress bar over notebooks."""
+    todo = [p for p in plans if p.stale]
+    outcomes: list[Outcome] = []
+    if not todo:
+        return outcomes
+    bar = tqdm(total=len(todo), desc=f"notebooks ({profile})", unit="nb", file=sys.stderr)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(execute, project, p.chapter, profile, p.parameters,
+                               p.fingerprint["hash"]): p for p in todo}
+        for future in as_completed(futures):
+            item, outcome = futures[future], future.result()
+            if outcome.ok:
+                _stamp(project, item, profile, outcome)
+            bar.set_postfix_str(f"{outcome.chapter} {'ok' if outcome.ok else 'FAILED'} "
+                                f"{outcome.seconds:.0f}s")
+            bar.update()
+            outcomes.append(outcome)
+    bar.close()
+    return outcomes
+
+
+def build_html(project: Project) -> None:
+    """Jupyter Book 1 with warnings as errors and nitpicky references; execution is off in config."""
+    missing = [c.name for c in project.chapters.values() if not project.output_of(c).exists()]
+    if missing:
+        raise PathbookError(f"cannot build the HTML: no output yet for {', '.join(missing)}.")
+    command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+               "build", str(project.root), "-W", "-n", "--keep-going", "--builder", "html"]
+    print("building HTML: jupyter-book", " ".join(command[3:]), file=sys.stderr)
+    done = subprocess.run(command, cwd=project.root, check=False)
+    if done.returncode != 0:
+        raise PathbookError(f"jupyter-book build failed (exit {done.returncode}); see its output above.")
+
+
+def build(project: Project, profile: str = "quick", jobs: int = 1, only: Iterable[str] = (),
+          force: bool = False, html: bool = True) -> int:
+    """The whole `pathbook build`; returns the process exit code."""
+    start = time.perf_counter()
+    plans = plan(project, profile, only, force)
+    for item in plans:
+        state = "; ".join(item.reasons) if item.stale else "up to date"
+        print(f"  {item.chapter.name}: {state}", file=sys.stderr)
+    outcomes = run_notebooks(project, plans, profile, jobs)
+    failures = [o for o in outcomes if not o.ok]
+    for failure in failures:
+        print(f"error: {failure.message}", file=sys.stderr)
+    if html:
+        build_html(project)
+    ran = sum(o.ok for o in outcomes)
+    print(f"pathbook: executed {ran} notebook(s), {len(failures)} failed, "
+          f"{len(plans) - len(outcomes)} up to date; {time.perf_counter() - start:.1f}s",
+          file=sys.stderr)
+    return 1 if failures else 0
+
+
+def status(project: Project, profile: str = "quick") -> int:
+    """Print what `build` would execute and why; exit 0 whether or not anything is stale."""
+    for item in plan(project, profile):
+        state = "stale: " + "; ".join(item.reasons) if item.stale else "up to date"
+        print(f"{item.chapter.name}: {state}")
+    return 0
+

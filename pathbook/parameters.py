@@ -1,0 +1,63 @@
+"""Checking parameters against a notebook's `parameters` cell before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import papermill
+import yaml
+
+from .project import PathbookError
+
+# papermill's inferred type names -> the Python types a value may have.
+_ACCEPTED = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "list": (list, tuple),
+    "tuple": (list, tuple),
+    "dict": (dict,),
+}
+
+
+def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
+    """The parameters a notebook declares in its cell tagged `parameters`."""
+    declared = papermill.inspect_notebook(str(notebook))
+    if not declared:
+        raise PathbookError(
+            f"{notebook.name} has no cell tagged 'parameters'; tag the cell that holds the "
+            "defaults (Jupyter: View > Cell Toolbar > Tags)."
+        )
+    return declared
+
+
+def validate(name: str, notebook: Path, parameters: dict[str, Any]) -> None:
+    """Raise PathbookError naming the notebook and parameter if any is unknown or mistyped."""
+    declared = declared_parameters(notebook)
+    known = ", ".join(f"{k} ({v['inferred_type_name']}, default {v['default']})"
+                      for k, v in declared.items())
+    for key, value in parameters.items():
+        if key not in declared:
+            raise PathbookError(
+                f"notebook {name!r} has no parameter {key!r}. Known parameters: {known}."
+            )
+        type_name = declared[key]["inferred_type_name"]
+        accepted = _ACCEPTED.get(type_name)
+        if accepted is None:  # "None" or an expression papermill could not type: anything goes
+            continue
+        is_bool_as_number = isinstance(value, bool) and bool not in accepted
+        if not isinstance(value, accepted) or is_bool_as_number:
+            raise PathbookError(
+                f"notebook {name!r}: parameter {key!r} expects {type_name} "
+                f"(default {declared[key]['default']}), got {type(value).__name__} {value!r}."
+            )
+
+
+def parse_cli_value(text: str) -> Any:
+    """`-p key value` on the command line: YAML scalars and lists (8 -> int, 0.9 -> float)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text

@@ -1,0 +1,1 @@
+"""pathlib_core: critical neural pathways and the attributions computed through them."""

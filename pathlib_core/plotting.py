@@ -1,0 +1,218 @@
+"""Figures for the book: grids of images, figures saved with provenance, and static sliders.
+
+`save_figure` writes a PNG and a JSON provenance record (notebook, parameters, content hash,
+package versions, date). Under `pathbook build` the notebook's kernel receives that context in the
+`PATHBOOK_CONTEXT` environment variable; in a plain Jupyter session figures go to `./figures/`
+(or `$PATHLIB_CORE_FIGURES`) with whatever context is known.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.metadata
+import io
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+CONTEXT_VARIABLE = "PATHBOOK_CONTEXT"
+FIGURE_DIR_VARIABLE = "PATHLIB_CORE_FIGURES"
+_VERSIONED = ("torch", "torchvision", "captum", "timm", "numpy", "matplotlib")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def _context() -> dict[str, Any]:
+    raw = os.environ.get(CONTEXT_VARIABLE)
+    return json.loads(raw) if raw else {}
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in _VERSIONED:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
+        f.write(data)
+    os.replace(f.name, path)
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
+def provenance_note(record: dict[str, Any]) -> str:
+    """The line shown under a figure in the book, as HTML."""
+    params = ", ".join(f"{k}={v!r}" for k, v in record.get("parameters", {}).items())
+    made_by = record.get("notebook", "an interactive session")
+    parts = [f"made by {made_by}"]
+    if record.get("profile"):
+        parts.append(f"profile {record['profile']}" + (f" ({params})" if params else ""))
+    if record.get("content_hash"):
+        parts.append(f"content hash {record['content_hash']}")
+    parts.append(", ".join(f"{k} {v}" for k, v in record["packages"].items()))
+    parts.append(record["date"])
+    caption = (f"<b>Figure {html.escape(record['figure'])}.</b> {html.escape(record['caption'])} "
+               if record.get("caption") else f"<b>Figure {html.escape(record['figure'])}.</b> ")
+    return (f'<p class="pathbook-provenance" style="font-size:0.85em;color:#444">{caption}'
+            f'<span style="color:#777">({html.escape("; ".join(parts))})</span></p>')
+
+
+@dataclass(frozen=True)
+class SavedFigure:
+    """Where `save_figure` wrote a figure, and its provenance record.
+
+    It displays as nothing: `save_figure` has already shown the figure, so a call at the end of a
+    cell does not print the paths as well.
+    """
+
+    png: Path
+    provenance: Path
+    record: dict[str, Any]
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def save_figure(fig: Any, name: str, caption: str | None = None, *, dpi: int = 150,
+                folder: str | os.PathLike | None = None, show: bool = True) -> SavedFigure:
+    """Save `fig` as `NAME.png` with `NAME.json` (its provenance) and show both in the notebook.
+
+    The folder is `folder`, else the one pathbook assigns to this chapter, else
+    `$PATHLIB_CORE_FIGURES`, else `./figures`. Both files are written atomically.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"figure name {name!r} must be letters, digits, '_' or '-' "
+                         "(it becomes a file name), e.g. 'digit_grid'.")
+    context = _context()
+    target = Path(folder or context.get("figure_dir") or os.environ.get(FIGURE_DIR_VARIABLE)
+                  or "figures")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    png = buffer.getvalue()
+    record = {
+        "figure": name,
+        "caption": caption or "",
+        "notebook": context.get("notebook"),
+        "chapter": context.get("chapter"),
+        "profile": context.get("profile"),
+        "parameters": context.get("parameters", {}),
+        "content_hash": context.get("content_hash"),
+        "packages": _versions(),
+        "date": datetime.now(timezone.utc).date().isoformat(),
+    }
+    saved = SavedFigure(target / f"{name}.png", target / f"{name}.json", record)
+    _write_atomic(saved.png, png)
+    _write_atomic(saved.provenance, json.dumps(record, indent=1).encode())
+    if show and _in_notebook():
+        import matplotlib.pyplot as plt
+        from IPython.display import HTML, Image, display
+
+        plt.close(fig)
+        display(Image(data=png), HTML(provenance_note(record)))
+    return saved
+
+
+def image_grid(images: Any, titles: Sequence[str] | None = None, ncols: int = 8,
+               cmap: str = "gray", size: float = 1.2, suptitle: str | None = None):
+    """A grid of images (N, H, W) or (N, H, W, 3) as one matplotlib figure, axes off."""
+    import matplotlib.pyplot as plt
+
+    images = np.asarray(images)
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must be (N, H, W) or (N, H, W, 3); got shape {images.shape}.")
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], cmap=cmap)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+# matplotlib's JavaScript player draws its buttons with Font Awesome 4.4 from a CDN; the book
+# must work offline, so the icons become plain characters and the stylesheet link goes.
+_BUTTON_TEXT = {
+    "fa fa-minus": "&minus;",
+    "fa fa-fast-backward": "&laquo;",
+    "fa fa-step-backward": "&lsaquo;",
+    "fa fa-play fa-flip-horizontal": "&#x25C0;",
+    "fa fa-pause": "||",
+    "fa fa-play": "&#x25B6;",
+    "fa fa-step-forward": "&rsaquo;",
+    "fa fa-fast-forward": "&raquo;",
+    "fa fa-plus": "+",
+}
+
+
+def _offline_jshtml(text: str) -> str:
+    text = re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*font-awesome[^"]*">', "", text)
+    for css_class, glyph in _BUTTON_TEXT.items():
+        text = text.replace(f'<i class="{css_class}"></i>', glyph)
+    if re.search(r'(src|href)="https?://', text):
+        raise RuntimeError("matplotlib's player links an outside resource this code does not "
+                           "know how to replace; update _offline_jshtml.")
+    return text
+
+
+def _as_array(frame: Any) -> np.ndarray:
+    if hasattr(frame, "canvas"):  # a matplotlib figure: rasterise it
+        frame.canvas.draw()
+        return np.asarray(frame.canvas.buffer_rgba())[..., :3]
+    return np.asarray(frame)
+
+
+def scrubber(frames: Sequence[Any], labels: Sequence[str], *, cmap: str = "gray",
+             vmin: float | None = None, vmax: float | None = None, title: str | None = None,
+             size: float = 3.0, interval: int = 600):
+    """A self-contained JavaScript slider over precomputed frames, for the static book.
+
+    `frames` are images (H, W) / (H, W, 3) or matplotlib figures; `labels` name each frame.
+    Returns an `IPython.display.HTML` (matplotlib's `to_jshtml`, without outside requests).
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML
+    from matplotlib import animation
+
+    if len(frames) == 0 or len(frames) != len(labels):
+        raise ValueError(f"need one label per frame and at least one frame; got {len(frames)} "
+                         f"frames and {len(labels)} labels.")
+    arrays = [_as_array(f) for f in frames]
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.axis("off")
+    shown = ax.imshow(arrays[0], cmap=cmap, vmin=vmin, vmax=vmax)
+    heading = ax.set_title(f"{title + ': ' if title else ''}{labels[0]}", fontsize=9)
+
+    def draw(i: int):
+        shown.set_data(arrays[i])
+        heading.set_text(f"{title + ': ' if title else ''}{labels[i]}")
+        return shown, heading
+
+    player = animation.FuncAnimation(fig, draw, frames=len(arrays), interval=interval, blit=False)
+    with plt.rc_context({"animation.embed_limit": 64}):
+        text = player.to_jshtml(default_mode="once")
+    plt.close(fig)
+    return HTML(_offline_jshtml(text))

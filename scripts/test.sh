@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run the tests from a fresh clone: `bash scripts/test.sh [pytest options]`.
+# Creates .venv, installs the project with its [book,test] extras, installs headless Chromium
+# (Debian packages chromium + chromium-driver, for the browser test) when it is missing, then
+# runs pytest.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" book,test
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's chromium for the browser test" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "warning: no chromium on PATH and no root apt-get: the browser test will fail." >&2
+    echo "         Install Chromium (Debian: apt-get install chromium) or set CHROMIUM=/path." >&2
+  fi
+fi
+exec python -m pytest "$@"
