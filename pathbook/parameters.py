@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import papermill
 import yaml
 
@@ -22,14 +24,31 @@ _ACCEPTED = {
 }
 
 
+def _type_of_default(default: str) -> str:
+    """papermill types a parameter only from an annotation; else take the default literal's type."""
+    try:
+        value = ast.literal_eval(default)
+    except (ValueError, SyntaxError):
+        return "None"
+    return "None" if value is None else type(value).__name__
+
+
 def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
-    """The parameters a notebook declares in its cell tagged `parameters`."""
+    """The parameters a notebook declares in its cell tagged `parameters`, each with a type."""
+    if not nbformat.read(notebook, as_version=4).metadata.get("kernelspec"):
+        raise PathbookError(
+            f"{notebook.name} names no kernel; add metadata.kernelspec (name 'python3'), e.g. by "
+            "saving it once from Jupyter."
+        )
     declared = papermill.inspect_notebook(str(notebook))
     if not declared:
         raise PathbookError(
             f"{notebook.name} has no cell tagged 'parameters'; tag the cell that holds the "
             "defaults (Jupyter: View > Cell Toolbar > Tags)."
         )
+    for entry in declared.values():
+        if entry["inferred_type_name"] == "None":
+            entry["inferred_type_name"] = _type_of_default(entry["default"])
     return declared
 
 

@@ -1,8 +1,11 @@
-"""Sphinx extension: serve MathJax from the installed `django-static-mathjax` wheel.
+"""Sphinx extension that makes the book read offline.
 
-The book must read offline, so the page loads `_static/mathjax/es5/tex-chtml.js`, copied from the
-wheel at build time, instead of MathJax's CDN. The copy lives outside any folder named `_static`
-in the sources: Jupyter Book 1 would otherwise add every .js file in it to every page.
+- MathJax comes from the installed `django-static-mathjax` wheel: the page loads
+  `_static/mathjax/es5/tex-chtml.js`, copied from the wheel at build time, instead of a CDN. The
+  copy lives outside any folder named `_static` in the sources: Jupyter Book 1 would otherwise add
+  every .js file in it to every page.
+- Thebe (live code through Binder, which this book does not offer) is dropped from every page: its
+  script names a CDN URL, and Jupyter Book 1 adds it twice, which is a JavaScript error.
 """
 
 from __future__ import annotations
@@ -31,6 +34,18 @@ def _use_local_mathjax(app: Any, config: Any) -> None:
     config.mathjax_path = MATHJAX_ENTRY
 
 
+def _is_thebe(script: Any) -> bool:
+    filename = getattr(script, "filename", None) or str(script)
+    body = (getattr(script, "attributes", None) or {}).get("body", "")
+    return "thebe" in filename or "THEBE_JS_URL" in body
+
+
+def _drop_thebe(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    if "script_files" in context:
+        context["script_files"] = [s for s in context["script_files"] if not _is_thebe(s)]
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.connect("config-inited", _use_local_mathjax)
+    app.connect("html-page-context", _drop_thebe, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

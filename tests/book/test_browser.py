@@ -1,0 +1,125 @@
+"""Every page of the built book in headless Chromium, with every request outside the book blocked."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+# The book theme reports this once on a first visit (no stored theme preference); it is harmless.
+BENIGN_CONSOLE = ("Got invalid theme mode",)
+SKIP_FOLDERS = {"_static", "_sources", "_downloads", "_images"}
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("headless Chromium is needed: `apt-get install chromium` (scripts/test.sh does "
+                    "this as root) or set CHROMIUM=/path/to/chrome")
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(built_book):
+    """The HTML served on a free localhost port, as GitHub Pages would serve it."""
+    root = built_book / "_build" / "html"
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def pages(root: Path) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.html")):
+        relative = path.relative_to(root)
+        if not SKIP_FOLDERS & set(relative.parts):
+            found.append(relative.as_posix())
+    return found
+
+
+WAIT_FOR_IMAGES_AND_MATH = """async () => {
+  for (const img of document.images) { img.loading = 'eager'; }
+  await Promise.all(Array.from(document.images).map(img => img.decode().catch(() => null)));
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+  }
+  return {
+    broken: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))
+                 .map(i => i.getAttribute('src')),
+    images: document.images.length,
+    hasMath: document.querySelectorAll('.math').length > 0,
+    rendered: document.querySelectorAll('mjx-container').length,
+    mathErrors: document.querySelectorAll('mjx-merror').length,
+  };
+}"""
+
+
+@pytest.mark.browser
+def test_every_page_loads_offline_without_errors(served):
+    from playwright.sync_api import sync_playwright
+
+    root, base = served
+    urls = pages(root)
+    assert len(urls) >= 5, f"too few pages: {urls}"
+    problems: list[str] = []
+    math_pages = 0
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path(),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        context = browser.new_context()
+        outside: list[str] = []
+
+        def only_the_book(route):
+            if route.request.url.startswith(base) or route.request.url.startswith("data:"):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", only_the_book)
+        for url in urls:
+            errors, failed = [], []
+            outside.clear()
+            page = context.new_page()
+            page.on("console", lambda m, e=errors: m.type == "error" and e.append(m.text))
+            page.on("pageerror", lambda exc, e=errors: e.append(str(exc)))
+            page.on("requestfailed", lambda r, f=failed: f.append(f"{r.url} ({r.failure})"))
+            response = page.goto(base + url, wait_until="load")
+            if 'http-equiv="refresh"' in (root / url).read_text().lower():  # index.html -> first page
+                page.wait_for_url(lambda u, start=base + url: u != start)
+                page.wait_for_load_state("load")
+            report = page.evaluate(WAIT_FOR_IMAGES_AND_MATH)
+            page.wait_for_timeout(200)
+            page.close()
+            errors = [e for e in errors if not any(b in e for b in BENIGN_CONSOLE)]
+            if response is None or not response.ok:
+                problems.append(f"{url}: HTTP {response and response.status}")
+            for kind, items in (("request outside the book", outside),
+                                ("failed request", failed), ("console error", errors),
+                                ("image not loaded", report["broken"])):
+                problems += [f"{url}: {kind}: {item}" for item in items]
+            if report["hasMath"]:
+                math_pages += 1
+                if report["rendered"] == 0 or report["mathErrors"]:
+                    problems.append(f"{url}: math not rendered ({report})")
+        browser.close()
+    print(f"browser test: {len(urls)} pages checked, {math_pages} with math")
+    assert not problems, "\n".join(problems)
+    assert math_pages >= 2, "the intro and the first chapter have math; MathJax was not seen"

@@ -1,0 +1,37 @@
+"""The real book built from a clean checkout: every chapter, figure and provenance note."""
+
+import json
+import re
+
+from pathbook.project import load_project
+
+
+def test_every_chapter_has_a_page_with_its_figures_and_their_provenance(built_book):
+    project = load_project(built_book)
+    html_root = built_book / "_build" / "html"
+    for name in project.chapters:
+        page = (html_root / "book" / "generated" / f"{name}.html").read_text()
+        figures = sorted((built_book / "book" / "figures" / name).glob("*.png"))
+        notes = re.findall(r'class="pathbook-provenance"', page)
+        assert len(notes) == len(figures), f"{name}: {len(figures)} figures, {len(notes)} notes"
+        for png in figures:
+            record = json.loads(png.with_suffix(".json").read_text())
+            assert record["notebook"] == f"notebooks/{name}.ipynb"
+            assert record["profile"] == "quick"
+            assert f"Figure {record['figure']}." in page
+        assert f"_downloads/" in page and f"{name}.ipynb" in page, "no download of the source"
+
+
+def test_mathjax_is_served_from_the_book(built_book):
+    html_root = built_book / "_build" / "html"
+    page = (html_root / "book" / "intro.html").read_text()
+    assert "_static/mathjax/es5/tex-chtml.js" in page
+    assert (html_root / "_static" / "mathjax" / "es5" / "tex-chtml.js").is_file()
+    assert "cdn.jsdelivr" not in page and "mathjax@3" not in page
+
+
+def test_noop_rebuild_executes_nothing(built_book, capsys):
+    from pathbook.build import build
+
+    assert build(load_project(built_book), "quick", html=False) == 0
+    assert "executed 0 notebook(s)" in capsys.readouterr().err

@@ -1,0 +1,57 @@
+"""save_figure's files and provenance; scrubber's self-contained HTML."""
+
+import json
+import re
+
+import matplotlib
+
+matplotlib.use("agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from pathlib_core.plotting import image_grid, save_figure, scrubber  # noqa: E402
+
+
+def test_save_figure_writes_png_and_provenance_from_pathbook_context(tmp_path, monkeypatch):
+    context = {"notebook": "notebooks/x.ipynb", "chapter": "x", "profile": "quick",
+               "parameters": {"k": 2}, "content_hash": "abc123", "figure_dir": str(tmp_path)}
+    monkeypatch.setenv("PATHBOOK_CONTEXT", json.dumps(context))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    saved = save_figure(fig, "demo", "A caption.")
+    assert saved.png == tmp_path / "demo.png" and saved.png.read_bytes()[:4] == b"\x89PNG"
+    record = json.loads(saved.provenance.read_text())
+    assert record["notebook"] == "notebooks/x.ipynb" and record["parameters"] == {"k": 2}
+    assert record["content_hash"] == "abc123" and record["caption"] == "A caption."
+    assert record["packages"]["matplotlib"] == matplotlib.__version__
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.json", "demo.png"]
+
+
+def test_save_figure_is_deterministic_and_rejects_bad_names(tmp_path):
+    def draw():
+        fig, ax = plt.subplots()
+        ax.imshow(np.arange(16).reshape(4, 4))
+        return fig
+
+    first = save_figure(draw(), "same", folder=tmp_path / "1").png.read_bytes()
+    second = save_figure(draw(), "same", folder=tmp_path / "2").png.read_bytes()
+    assert first == second
+    with pytest.raises(ValueError, match="file name"):
+        save_figure(draw(), "../escape", folder=tmp_path)
+
+
+def test_scrubber_is_self_contained():
+    frames = [np.full((5, 5), i, dtype=float) for i in range(3)]
+    html = scrubber(frames, ["a", "b", "c"], vmin=0, vmax=2).data
+    assert "font-awesome" not in html and not re.search(r'(src|href)="https?://', html)
+    assert html.count("data:image/png;base64") == 3
+    with pytest.raises(ValueError, match="one label per frame"):
+        scrubber(frames, ["a"])
+
+
+def test_image_grid_shapes():
+    fig = image_grid(np.zeros((5, 4, 4)), titles=list("abcde"), ncols=3)
+    assert len(fig.axes) == 6
+    with pytest.raises(ValueError, match="shape"):
+        image_grid(np.zeros((4, 4)))

@@ -1,0 +1,193 @@
+"""The pathbook pipeline on a tiny project made by the test: build, staleness, failures, runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from pathbook.cli import main
+
+NOTEBOOK_CODE = [
+    "import pathlib, time",
+    # -j 2 check: each notebook waits for the other to start; run one after the other, it times out.
+    """if rendezvous:
+    pathlib.Path(rendezvous, NAME).touch()
+    deadline = time.time() + 60
+    while not pathlib.Path(rendezvous, OTHER).exists():
+        if time.time() > deadline:
+            raise TimeoutError("the other notebook never started: not run in parallel")
+        time.sleep(0.05)""",
+    """if fail:
+    raise RuntimeError("asked to fail")""",
+    """import matplotlib
+matplotlib.use("agg")
+import matplotlib.pyplot as plt
+from pathlib_core.plotting import save_figure
+fig, ax = plt.subplots()
+ax.plot(range(n))
+save_figure(fig, "line", "A line of n points.")""",
+]
+
+
+def write_notebook(path: Path, name: str, other: str) -> None:
+    cells = [nbformat.v4.new_markdown_cell(f"# Chapter {name}\n\nSome text.")]
+    params = nbformat.v4.new_code_cell('n = 3\nfail = False\nrendezvous = ""')
+    params.metadata["tags"] = ["parameters"]
+    cells.append(params)
+    cells.append(nbformat.v4.new_code_cell(f"NAME, OTHER = {name!r}, {other!r}"))
+    cells += [nbformat.v4.new_code_cell(code) for code in NOTEBOOK_CODE]
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, path)
+
+
+def set_profiles(root: Path, quick_a: dict | None = None, quick_b: dict | None = None) -> None:
+    spec = {"notebooks": {"a": {"quick": quick_a or {}, "full": {"n": 9}},
+                          "b": {"quick": quick_b or {}, "full": {}}}}
+    (root / "notebooks" / "profiles.yml").write_text(yaml.safe_dump(spec))
+
+
+def pathbook(root: Path, *args: str) -> int:
+    return main(["--root", str(root), *args])
+
+
+def outputs(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((root / "book" / "generated").glob("*.ipynb"))}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    (root / "notebooks").mkdir()
+    (root / "pathlib_core").mkdir()  # stands for the library sources that every chapter depends on
+    (root / "pathlib_core" / "core.py").write_text("VALUE = 1\n")
+    write_notebook(root / "notebooks" / "a.ipynb", "a", "b")
+    write_notebook(root / "notebooks" / "b.ipynb", "b", "a")
+    set_profiles(root)
+    assert pathbook(root, "build", "--no-html") == 0
+    return root
+
+
+@pytest.fixture
+def project(built, tmp_path) -> Path:
+    """A private copy of the built project, outputs and stamps included."""
+    return Path(shutil.copytree(built, tmp_path / "copy"))
+
+
+def test_first_build_publishes_chapters_figures_and_provenance(built):
+    generated = outputs(built)
+    assert set(generated) == {"a.ipynb", "b.ipynb"}
+    nb = nbformat.reads(generated["a.ipynb"].decode(), as_version=4)
+    assert nb.cells[0].source.startswith("# Chapter a")
+    assert "pathbook-header" in nb.cells[1].metadata["tags"]
+    assert "{download}`notebooks/a.ipynb" in nb.cells[1].source
+    figure = built / "book" / "figures" / "a" / "line.png"
+    assert figure.read_bytes().startswith(b"\x89PNG")
+    record = json.loads(figure.with_suffix(".json").read_text())
+    stamp = json.loads((built / ".pathbook" / "stamps" / "a.json").read_text())
+    assert record["notebook"] == "notebooks/a.ipynb"
+    assert record["profile"] == "quick" and record["content_hash"] == stamp["hash"]
+    assert "torch" in record["packages"]
+    assert not list((built / ".pathbook" / "tmp").iterdir()), "temporary folders were left behind"
+
+
+def test_noop_rebuild_executes_nothing(project, capsys):
+    before = outputs(project)
+    assert pathbook(project, "build", "--no-html") == 0
+    assert "executed 0 notebook(s)" in capsys.readouterr().err
+    assert outputs(project) == before
+
+
+def test_editing_one_notebook_reruns_only_that_one(project, capsys):
+    path = project / "notebooks" / "a.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("print('a new cell')"))
+    nbformat.write(nb, path)
+    before = outputs(project)
+    assert pathbook(project, "build", "--no-html") == 0
+    assert "executed 1 notebook(s)" in capsys.readouterr().err
+    after = outputs(project)
+    assert after["b.ipynb"] == before["b.ipynb"]
+    assert "a new cell" in after["a.ipynb"].decode()
+
+
+def test_changing_pathlib_core_reruns_all(project, capsys):
+    (project / "pathlib_core" / "core.py").write_text("VALUE = 2\n")
+    assert pathbook(project, "status") == 0
+    assert capsys.readouterr().out.count("pathlib_core sources changed") == 2
+    assert pathbook(project, "build", "--no-html") == 0
+    assert "executed 2 notebook(s)" in capsys.readouterr().err
+
+
+def test_profile_switch_reruns_with_the_other_parameters(project, capsys):
+    assert pathbook(project, "status", "--profile", "full") == 0
+    assert "parameters changed" in capsys.readouterr().out
+    assert pathbook(project, "build", "--no-html", "--only", "a", "--profile", "full") == 0
+    record = json.loads((project / "book" / "figures" / "a" / "line.json").read_text())
+    assert record["parameters"] == {"n": 9} and record["profile"] == "full"
+
+
+@pytest.mark.parametrize("bad, expected", [
+    ({"nn": 3}, ["'a'", "'nn'", "n (int, default 3)", "rendezvous"]),
+    ({"n": "three"}, ["'a'", "'n'", "expects int", "'three'"]),
+])
+def test_bad_parameter_is_rejected_before_anything_runs(project, capsys, bad, expected):
+    set_profiles(project, quick_a=bad)
+    before = outputs(project)
+    assert pathbook(project, "build", "--no-html", "--force") == 2
+    message = capsys.readouterr().err
+    for text in expected:
+        assert text in message
+    assert outputs(project) == before
+
+
+def test_failing_notebook_keeps_previous_output_and_names_the_cell(project, capsys):
+    before = outputs(project)
+    figure = (project / "book" / "figures" / "a" / "line.png").read_bytes()
+    set_profiles(project, quick_a={"fail": True, "n": 5})
+    assert pathbook(project, "build", "--no-html") == 1
+    message = capsys.readouterr().err
+    assert "notebook 'a' failed in cell 6 of a.ipynb" in message
+    assert "RuntimeError: asked to fail" in message
+    assert outputs(project)["a.ipynb"] == before["a.ipynb"]
+    assert (project / "book" / "figures" / "a" / "line.png").read_bytes() == figure
+    assert (project / ".pathbook" / "failed" / "a.ipynb").exists()
+    assert pathbook(project, "status") == 0
+    assert "a: stale" in capsys.readouterr().out, "a failed run must not be recorded as done"
+
+
+def test_two_jobs_run_notebooks_side_by_side(project, tmp_path):
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    set_profiles(project, quick_a={"rendezvous": str(meeting)}, quick_b={"rendezvous": str(meeting)})
+    assert pathbook(project, "build", "--no-html", "-j", "2") == 0
+    assert sorted(p.name for p in meeting.iterdir()) == ["a", "b"]
+
+
+def test_run_executes_elsewhere_with_overrides(project, tmp_path, capsys):
+    before = outputs(project)
+    out = tmp_path / "mine.ipynb"
+    assert pathbook(project, "run", "a", "-p", "n", "7", "-o", str(out)) == 0
+    assert "n = 7" in out.read_text()
+    record = json.loads((tmp_path / "mine-figures" / "line.json").read_text())
+    assert record["parameters"] == {"n": 7}
+    assert outputs(project) == before
+    assert pathbook(project, "run", "a", "-p", "m", "7") == 2
+    assert "no parameter 'm'" in capsys.readouterr().err
+
+
+def test_clean_removes_everything_generated(project):
+    assert pathbook(project, "clean") == 0
+    for folder in ("book/generated", "book/figures", ".pathbook", "_build"):
+        assert not (project / folder).exists()
+    assert (project / "notebooks" / "a.ipynb").exists()
+
+
+def test_unknown_chapter_and_missing_profiles_file(tmp_path, capsys):
+    assert main(["--root", str(tmp_path), "status"]) == 2
+    assert "profiles.yml" in capsys.readouterr().err
