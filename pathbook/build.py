@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -88,9 +89,11 @@ def run_notebooks(project: Project, plans: list[Plan], profile: str, jobs: int =
     if not todo:
         return outcomes
     bar = tqdm(total=len(todo), desc=f"notebooks ({profile})", unit="nb", file=sys.stderr)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    jobs = max(1, jobs)
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(execute, project, p.chapter, profile, p.parameters,
-                               p.fingerprint["hash"]): p for p in todo}
+                               p.fingerprint["hash"], threads=threads): p for p in todo}
         for future in as_completed(futures):
             item, outcome = futures[future], future.result()
             if outcome.ok:

@@ -87,12 +87,15 @@ def execute(
     destination: Path | None = None,
     figure_destination: Path | None = None,
     show_cells: bool = False,
+    threads: int | None = None,
 ) -> Outcome:
     """Execute `chapter` with `parameters`; on success move its notebook and figures in place.
 
     Book chapters go to `book/generated/NAME.ipynb` and `book/figures/NAME/` with a header that
     links the source notebook; `destination` sends a reader's run elsewhere, without header.
     On failure nothing published is touched; the partial notebook is kept in `.pathbook/failed/`.
+    `threads` caps the kernel's math threads (OMP/MKL), so that notebooks run side by side do not
+    oversubscribe the cores; a value the user already set in the environment wins.
     """
     for_book = destination is None
     destination = destination or project.output_of(chapter)
@@ -116,6 +119,9 @@ def execute(
         "figure_dir": str(work / "figures"),
     }
     env = {**os.environ, CONTEXT_VARIABLE: json.dumps(context)}
+    if threads:
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(variable, str(threads))
     log_path = project.state / "logs" / f"{chapter.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
