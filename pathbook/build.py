@@ -25,7 +25,8 @@ class Plan:
     """What `build` would do for one chapter, and why."""
 
     chapter: Chapter
-    parameters: dict[str, Any]
+    parameters: dict[str, Any]  # the profile's values, given to papermill
+    shown: dict[str, Any]  # every parameter's value, defaults included, for the provenance
     fingerprint: dict[str, Any]
     reasons: list[str]
 
@@ -44,13 +45,13 @@ def _recorded(project: Project, chapter: Chapter) -> dict[str, Any] | None:
 
 def plan(project: Project, profile: str, only: Iterable[str] = (), force: bool = False) -> list[Plan]:
     """Validate every selected chapter's parameters and work out which ones must run."""
-    names = list(only) or list(project.chapters)
+    names = list(dict.fromkeys(only)) or list(project.chapters)
     core = core_digest(project)
     plans = []
     for name in names:
         chapter = project.chapter(name)
         values = chapter.parameters(profile)
-        params.validate(name, chapter.source, values)
+        shown = params.validate(name, chapter.source, values)
         fp = fingerprint(project, chapter, values, core)
         stamp = _recorded(project, chapter)
         if force:
@@ -61,11 +62,13 @@ def plan(project: Project, profile: str, only: Iterable[str] = (), force: bool =
             reasons = explain_changes(stamp["components"], fp["components"])
             if stamp.get("profile") != profile and not reasons:
                 reasons = [f"profile {stamp.get('profile')} -> {profile}"]
+            if stamp.get("hash") != fp["hash"] and not reasons:
+                reasons = ["fingerprint changed"]
             missing = [f for f in stamp.get("figures", [])
                        if not (project.figures_of(chapter) / f).exists()]
             if missing:
                 reasons.append(f"figures missing: {', '.join(missing)}")
-        plans.append(Plan(chapter, values, fp, reasons))
+        plans.append(Plan(chapter, values, shown, fp, reasons))
     return plans
 
 
@@ -93,7 +96,8 @@ def run_notebooks(project: Project, plans: list[Plan], profile: str, jobs: int =
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(execute, project, p.chapter, profile, p.parameters,
-                               p.fingerprint["hash"], threads=threads): p for p in todo}
+                               p.fingerprint["hash"], shown_parameters=p.shown,
+                               threads=threads): p for p in todo}
         for future in as_completed(futures):
             item, outcome = futures[future], future.result()
             if outcome.ok:
@@ -131,12 +135,15 @@ def build(project: Project, profile: str = "quick", jobs: int = 1, only: Iterabl
     failures = [o for o in outcomes if not o.ok]
     for failure in failures:
         print(f"error: {failure.message}", file=sys.stderr)
-    if html:
-        build_html(project)
     ran = sum(o.ok for o in outcomes)
     print(f"pathbook: executed {ran} notebook(s), {len(failures)} failed, "
           f"{len(plans) - len(outcomes)} up to date; {time.perf_counter() - start:.1f}s",
           file=sys.stderr)
+    missing = [c.name for c in project.chapters.values() if not project.output_of(c).exists()]
+    if html and missing and failures:
+        print(f"pathbook: HTML not built: no output yet for {', '.join(missing)}.", file=sys.stderr)
+    elif html:
+        build_html(project)
     return 1 if failures else 0
 
 

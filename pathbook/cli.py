@@ -51,12 +51,12 @@ def _run(project, args) -> int:
     chapter = project.chapter(args.name)
     values = chapter.parameters(args.profile)
     values.update({key: params.parse_cli_value(text) for key, text in args.parameter})
-    params.validate(chapter.name, chapter.source, values)
+    shown = params.validate(chapter.name, chapter.source, values)
     output = (args.output or project.state / "runs" / f"{chapter.name}.ipynb").resolve()
     figures = output.with_name(output.stem + "-figures")
     fp = fingerprint(project, chapter, values)
-    outcome = execute(project, chapter, args.profile, values, fp["hash"], destination=output,
-                      figure_destination=figures, show_cells=True)
+    outcome = execute(project, chapter, args.profile, values, fp["hash"], shown_parameters=shown,
+                      destination=output, figure_destination=figures, show_cells=True)
     if not outcome.ok:
         print(f"error: {outcome.message}", file=sys.stderr)
         return 1

@@ -33,17 +33,27 @@ class Outcome:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, then rename: readers never see half a file."""
+    """Write via a temporary file in the same folder, then rename: readers never see half a file.
+
+    The file gets the usual permissions (0666 less the umask), not the temporary file's 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        f.write(text)
-    os.replace(f.name, path)
+        temporary = Path(f.name)
+    try:
+        temporary.write_text(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _header_cell(project: Project, chapter: Chapter, profile: str, parameters: dict[str, Any],
                  content_hash: str) -> nbformat.NotebookNode:
-    rel = os.path.relpath(chapter.source, project.generated)
-    source = os.path.relpath(chapter.source, project.root)
+    rel = Path(os.path.relpath(chapter.source, project.generated)).as_posix()
+    source = Path(os.path.relpath(chapter.source, project.root)).as_posix()
     shown = ", ".join(f"`{k}={v!r}`" for k, v in parameters.items()) or "the notebook's defaults"
     text = (
         ":::{note}\n"
@@ -84,6 +94,7 @@ def execute(
     parameters: dict[str, Any],
     content_hash: str,
     *,
+    shown_parameters: dict[str, Any] | None = None,
     destination: Path | None = None,
     figure_destination: Path | None = None,
     show_cells: bool = False,
@@ -93,14 +104,38 @@ def execute(
 
     Book chapters go to `book/generated/NAME.ipynb` and `book/figures/NAME/` with a header that
     links the source notebook; `destination` sends a reader's run elsewhere, without header.
-    On failure nothing published is touched; the partial notebook is kept in `.pathbook/failed/`.
-    `threads` caps the kernel's math threads (OMP/MKL), so that notebooks run side by side do not
-    oversubscribe the cores; a value the user already set in the environment wins.
+    `shown_parameters` (all values, defaults included) go into the header and the figures'
+    provenance. On failure nothing published is touched; the partial notebook is kept in
+    `.pathbook/failed/`. `threads` caps the kernel's math threads (OMP/MKL), so that notebooks run
+    side by side do not oversubscribe the cores; a value already set in the environment wins.
+    Never raises for a notebook's failure: every problem comes back as a failed `Outcome`.
     """
-    for_book = destination is None
-    destination = destination or project.output_of(chapter)
-    figure_destination = figure_destination or project.figures_of(chapter)
     work = project.state / "tmp" / f"{chapter.name}-{uuid.uuid4().hex[:8]}"
+    start = time.perf_counter()
+    try:
+        shown = shown_parameters if shown_parameters is not None else parameters
+        result = _run_worker(project, chapter, profile, parameters, shown, content_hash, work,
+                             show_cells, threads)
+        if not result["ok"]:
+            message = _failure_message(project, chapter, result, work,
+                                       had_output=(destination or project.output_of(chapter)).exists())
+            return Outcome(chapter.name, False, time.perf_counter() - start, message)
+        header = (_header_cell(project, chapter, profile, shown, content_hash)
+                  if destination is None else None)
+        destination = destination or project.output_of(chapter)
+        _publish_notebook(work / "executed.ipynb", destination, header)
+        _swap_folder(work / "figures", figure_destination or project.figures_of(chapter))
+        return Outcome(chapter.name, True, time.perf_counter() - start, output=destination)
+    except Exception as error:  # publishing or bookkeeping broke: report it like a failed run
+        return Outcome(chapter.name, False, time.perf_counter() - start,
+                       f"notebook {chapter.name!r}: {type(error).__name__}: {error}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_worker(project: Project, chapter: Chapter, profile: str, parameters: dict[str, Any],
+                shown: dict[str, Any], content_hash: str, work: Path, show_cells: bool,
+                threads: int | None) -> dict[str, Any]:
     (work / "figures").mkdir(parents=True)
     job = {
         "source": str(chapter.source),
@@ -108,13 +143,14 @@ def execute(
         "result": str(work / "result.json"),
         "parameters": parameters,
         "progress_bar": show_cells,
+        "timeout": chapter.timeout,
     }
     (work / "job.json").write_text(json.dumps(job))
     context = {
-        "notebook": os.path.relpath(chapter.source, project.root),
+        "notebook": Path(os.path.relpath(chapter.source, project.root)).as_posix(),
         "chapter": chapter.name,
         "profile": profile,
-        "parameters": parameters,
+        "parameters": shown,
         "content_hash": content_hash,
         "figure_dir": str(work / "figures"),
     }
@@ -122,32 +158,33 @@ def execute(
     if threads:
         for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(variable, str(threads))
-    log_path = project.state / "logs" / f"{chapter.name}.log"
+    log_path = _log_path(project, chapter)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
     with open(log_path, "w") as log:
         subprocess.run([sys.executable, "-m", "pathbook.worker", str(work / "job.json")],
                        env=env, stdout=log, stderr=None if show_cells else log, check=False)
-    seconds = time.perf_counter() - start
-    result_path = work / "result.json"
-    result = (json.loads(result_path.read_text()) if result_path.exists()
-              else {"ok": False, "cell": None, "first_line": "", "ename": "WorkerDied",
-                    "evalue": f"the worker process ended without a result; see {log_path}"})
-    if not result["ok"]:
-        failed = project.state / "failed" / f"{chapter.name}.ipynb"
+    try:
+        return json.loads((work / "result.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {"ok": False, "cell": None, "first_line": "", "ename": "WorkerDied",
+                "evalue": "the worker process ended without a result"}
+
+
+def _log_path(project: Project, chapter: Chapter) -> Path:
+    return project.state / "logs" / f"{chapter.name}.log"
+
+
+def _failure_message(project: Project, chapter: Chapter, result: dict[str, Any], work: Path,
+                     had_output: bool) -> str:
+    where = (f"cell {result['cell']} of {chapter.source.name} (`{result['first_line']}`)"
+             if result["cell"] else chapter.source.name)
+    parts = [f"notebook {chapter.name!r} failed in {where}: {result['ename']}: {result['evalue']}."]
+    parts.append("The previous output was kept." if had_output else "It has no output yet.")
+    failed = project.state / "failed" / f"{chapter.name}.ipynb"
+    failed.unlink(missing_ok=True)
+    if (work / "executed.ipynb").exists():
         failed.parent.mkdir(parents=True, exist_ok=True)
-        if (work / "executed.ipynb").exists():
-            os.replace(work / "executed.ipynb", failed)
-        shutil.rmtree(work, ignore_errors=True)
-        where = (f"cell {result['cell']} of {chapter.source.name} (`{result['first_line']}`)"
-                 if result["cell"] else chapter.source.name)
-        message = (f"notebook {chapter.name!r} failed in {where}: {result['ename']}: "
-                   f"{result['evalue']}. The previous output was kept; the partial run is in "
-                   f"{failed.relative_to(project.root)}, the log in {log_path.relative_to(project.root)}.")
-        return Outcome(chapter.name, False, seconds, message)
-    header = (_header_cell(project, chapter, profile, parameters, content_hash)
-              if for_book else None)
-    _publish_notebook(work / "executed.ipynb", destination, header)
-    _swap_folder(work / "figures", figure_destination)
-    shutil.rmtree(work, ignore_errors=True)
-    return Outcome(chapter.name, True, seconds, output=destination)
+        os.replace(work / "executed.ipynb", failed)
+        parts.append(f"The partial run is in {failed.relative_to(project.root).as_posix()}.")
+    parts.append(f"Log: {_log_path(project, chapter).relative_to(project.root).as_posix()}.")
+    return " ".join(parts)

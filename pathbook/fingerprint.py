@@ -119,13 +119,14 @@ def explain_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     reasons = []
     if old.get("notebook") != new["notebook"]:
         reasons.append("notebook cells changed")
-    if old.get("parameters") != new["parameters"]:
+    if json.dumps(old.get("parameters"), sort_keys=True) != json.dumps(new["parameters"],
+                                                                       sort_keys=True):
         reasons.append(f"parameters changed ({old.get('parameters')} -> {new['parameters']})")
     if old.get("pathlib_core") != new["pathlib_core"]:
         reasons.append("pathlib_core sources changed")
     old_data = old.get("data", {})
-    for entry, digest in new["data"].items():
-        if old_data.get(entry) != digest:
+    for entry in sorted(set(old_data) | set(new["data"])):
+        if old_data.get(entry) != new["data"].get(entry):
             reasons.append(f"data file {entry} changed")
     old_versions = old.get("versions", {})
     for name, version in new["versions"].items():

@@ -10,7 +10,7 @@ import nbformat
 import papermill
 import yaml
 
-from .project import PathbookError
+from .project import PathbookError, coerce_number
 
 # papermill's inferred type names -> the Python types a value may have.
 _ACCEPTED = {
@@ -52,8 +52,18 @@ def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
     return declared
 
 
-def validate(name: str, notebook: Path, parameters: dict[str, Any]) -> None:
-    """Raise PathbookError naming the notebook and parameter if any is unknown or mistyped."""
+def _default_value(default: str) -> Any:
+    try:
+        return ast.literal_eval(default)
+    except (ValueError, SyntaxError):
+        return default  # an expression: shown as written
+
+
+def validate(name: str, notebook: Path, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Check `parameters` against the notebook; return every parameter's value, defaults included.
+
+    Raises PathbookError naming the notebook and the parameter if one is unknown or mistyped.
+    """
     declared = declared_parameters(notebook)
     known = ", ".join(f"{k} ({v['inferred_type_name']}, default {v['default']})"
                       for k, v in declared.items())
@@ -72,11 +82,16 @@ def validate(name: str, notebook: Path, parameters: dict[str, Any]) -> None:
                 f"notebook {name!r}: parameter {key!r} expects {type_name} "
                 f"(default {declared[key]['default']}), got {type(value).__name__} {value!r}."
             )
+    return {key: parameters.get(key, _default_value(entry["default"]))
+            for key, entry in declared.items()}
 
 
 def parse_cli_value(text: str) -> Any:
-    """`-p key value` on the command line: YAML scalars and lists (8 -> int, 0.9 -> float)."""
+    """`-p key value` on the command line: YAML scalars and lists (8 -> int, 0.9 -> float).
+
+    Numbers YAML 1.1 leaves as strings (`1e-3`) are read as Python reads them.
+    """
     try:
-        return yaml.safe_load(text)
+        return coerce_number(yaml.safe_load(text))
     except yaml.YAMLError:
         return text

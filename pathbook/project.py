@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import yaml
 
 PROFILES = ("quick", "full")
 PROFILES_FILE = Path("notebooks") / "profiles.yml"
+DEFAULT_CELL_TIMEOUT = 3600  # seconds one cell may run before the chapter counts as failed
 
 
 class PathbookError(Exception):
@@ -24,6 +26,7 @@ class Chapter:
     source: Path
     profiles: dict[str, dict[str, Any]]
     data: tuple[str, ...] = ()
+    timeout: int = DEFAULT_CELL_TIMEOUT
 
     def parameters(self, profile: str) -> dict[str, Any]:
         if profile not in self.profiles:
@@ -74,6 +77,20 @@ class Project:
         return self.chapters[name]
 
 
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def coerce_number(value: Any) -> Any:
+    """YAML 1.1 reads `1e-3` as a string; read such a string as the float it is."""
+    return float(value) if isinstance(value, str) and _FLOAT.match(value) else value
+
+
+def _numbers_as_numbers(values: Any) -> Any:
+    if not isinstance(values, dict):
+        return values
+    return {key: coerce_number(value) for key, value in values.items()}
+
+
 def find_root(start: Path | None = None) -> Path:
     """The nearest folder at or above `start` that holds `notebooks/profiles.yml`."""
     here = (start or Path.cwd()).resolve()
@@ -91,33 +108,40 @@ def load_project(root: Path | None = None) -> Project:
 
     The file maps each notebook name to `quick:` and `full:` parameter sets and, optionally,
     `data:`, a list of files (paths relative to the root, or `pkg://package/path`) whose content
-    the chapter depends on.
+    the chapter depends on, and `timeout:`, the seconds one cell may run (default 3600).
     """
     root = find_root(root) if root is None else Path(root).resolve()
     spec_path = root / PROFILES_FILE
     if not spec_path.is_file():
         raise PathbookError(f"{spec_path} does not exist; create it to list the book's notebooks.")
-    spec = yaml.safe_load(spec_path.read_text()) or {}
+    try:
+        spec = yaml.safe_load(spec_path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise PathbookError(f"{spec_path} is not valid YAML: {error}") from None
     entries = spec.get("notebooks")
     if not isinstance(entries, dict) or not entries:
         raise PathbookError(f"{spec_path} needs a 'notebooks:' mapping of name -> settings.")
     chapters = {}
     for name, entry in entries.items():
         entry = entry or {}
-        unknown = set(entry) - {"path", "data", *PROFILES}
+        unknown = set(entry) - {"path", "data", "timeout", *PROFILES}
         if unknown:
             raise PathbookError(
                 f"{spec_path}: notebook {name!r} has unknown keys {sorted(unknown)}; "
-                f"allowed: path, data, {', '.join(PROFILES)}."
+                f"allowed: path, data, timeout, {', '.join(PROFILES)}."
             )
         source = root / entry.get("path", f"notebooks/{name}.ipynb")
         if not source.is_file():
             raise PathbookError(f"{spec_path}: notebook {name!r} points to {source}, which is missing.")
-        profiles = {p: entry.get(p) or {} for p in PROFILES}
+        profiles = {p: _numbers_as_numbers(entry.get(p) or {}) for p in PROFILES}
         for profile, params in profiles.items():
             if not isinstance(params, dict):
                 raise PathbookError(
                     f"{spec_path}: {name}.{profile} must be a mapping of parameter -> value."
                 )
-        chapters[name] = Chapter(name, source, profiles, tuple(entry.get("data") or ()))
+        timeout = entry.get("timeout", DEFAULT_CELL_TIMEOUT)
+        if not isinstance(timeout, int) or timeout <= 0:
+            raise PathbookError(f"{spec_path}: {name}.timeout must be a positive number of "
+                                f"seconds per cell, got {timeout!r}.")
+        chapters[name] = Chapter(name, source, profiles, tuple(entry.get("data") or ()), timeout)
     return Project(root, chapters)

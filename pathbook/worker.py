@@ -42,6 +42,7 @@ def main(job_path: str) -> int:
             progress_bar=job.get("progress_bar", False),
             log_output=job.get("log_output", False),
             report_mode=False,
+            execution_timeout=job.get("timeout"),
         )
     except papermill.PapermillExecutionError as error:
         result = {"ok": False, **_locate_failure(source, error)}

@@ -18,7 +18,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # shellcheck disable=SC1091
 source .venv/bin/activate
-stamp=".venv/.installed-$1-$(cat pyproject.toml | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$1-$(python - <<'PY'
+import hashlib, sys
+text = open("pyproject.toml", "rb").read() + sys.version.encode()
+print(hashlib.sha256(text).hexdigest()[:16])
+PY
+)"
 if [ ! -f "$stamp" ]; then
   echo "installing the project with extras [$1] (first time: a few minutes, torch is large)" >&2
   python -m pip install --quiet --upgrade pip

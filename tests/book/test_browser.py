@@ -101,6 +101,8 @@ def test_every_page_loads_offline_without_errors(served):
             page.on("console", lambda m, e=errors: m.type == "error" and e.append(m.text))
             page.on("pageerror", lambda exc, e=errors: e.append(str(exc)))
             page.on("requestfailed", lambda r, f=failed: f.append(f"{r.url} ({r.failure})"))
+            page.on("response", lambda r, f=failed: r.status >= 400 and f.append(
+                f"{r.url} (HTTP {r.status})"))
             response = page.goto(base + url, wait_until="load")
             if 'http-equiv="refresh"' in (root / url).read_text().lower():  # index.html -> first page
                 page.wait_for_url(lambda u, start=base + url: u != start)

@@ -39,3 +39,9 @@ def test_cli_values_are_yaml():
     assert parse_cli_value("8") == 8 and parse_cli_value("0.5") == 0.5
     assert parse_cli_value("[1, 2]") == [1, 2] and parse_cli_value("true") is True
     assert parse_cli_value("chelsea") == "chelsea"
+    assert parse_cli_value("1e-3") == 0.001 and parse_cli_value("2.5E4") == 25000.0
+
+
+def test_validate_returns_all_values_with_defaults(tmp_path):
+    path = make(tmp_path, 'sparsity = 0.9\nsteps = 10\nnames = ["a", "b"]')
+    assert validate("t", path, {"steps": 3}) == {"sparsity": 0.9, "steps": 3, "names": ["a", "b"]}

@@ -47,7 +47,7 @@ def write_notebook(path: Path, name: str, other: str) -> None:
 
 
 def set_profiles(root: Path, quick_a: dict | None = None, quick_b: dict | None = None) -> None:
-    spec = {"notebooks": {"a": {"quick": quick_a or {}, "full": {"n": 9}},
+    spec = {"notebooks": {"a": {"quick": quick_a or {}, "full": {"n": 9}, "data": ["data.txt"]},
                           "b": {"quick": quick_b or {}, "full": {}}}}
     (root / "notebooks" / "profiles.yml").write_text(yaml.safe_dump(spec))
 
@@ -66,6 +66,7 @@ def built(tmp_path_factory) -> Path:
     (root / "notebooks").mkdir()
     (root / "pathlib_core").mkdir()  # stands for the library sources that every chapter depends on
     (root / "pathlib_core" / "core.py").write_text("VALUE = 1\n")
+    (root / "data.txt").write_text("chapter a reads this\n")
     write_notebook(root / "notebooks" / "a.ipynb", "a", "b")
     write_notebook(root / "notebooks" / "b.ipynb", "b", "a")
     set_profiles(root)
@@ -92,6 +93,7 @@ def test_first_build_publishes_chapters_figures_and_provenance(built):
     stamp = json.loads((built / ".pathbook" / "stamps" / "a.json").read_text())
     assert record["notebook"] == "notebooks/a.ipynb"
     assert record["profile"] == "quick" and record["content_hash"] == stamp["hash"]
+    assert record["parameters"] == {"n": 3, "fail": False, "rendezvous": ""}, "defaults shown"
     assert "torch" in record["packages"]
     assert not list((built / ".pathbook" / "tmp").iterdir()), "temporary folders were left behind"
 
@@ -129,7 +131,7 @@ def test_profile_switch_reruns_with_the_other_parameters(project, capsys):
     assert "parameters changed" in capsys.readouterr().out
     assert pathbook(project, "build", "--no-html", "--only", "a", "--profile", "full") == 0
     record = json.loads((project / "book" / "figures" / "a" / "line.json").read_text())
-    assert record["parameters"] == {"n": 9} and record["profile"] == "full"
+    assert record["parameters"]["n"] == 9 and record["profile"] == "full"
 
 
 @pytest.mark.parametrize("bad, expected", [
@@ -175,7 +177,7 @@ def test_run_executes_elsewhere_with_overrides(project, tmp_path, capsys):
     assert pathbook(project, "run", "a", "-p", "n", "7", "-o", str(out)) == 0
     assert "n = 7" in out.read_text()
     record = json.loads((tmp_path / "mine-figures" / "line.json").read_text())
-    assert record["parameters"] == {"n": 7}
+    assert record["parameters"]["n"] == 7
     assert outputs(project) == before
     assert pathbook(project, "run", "a", "-p", "m", "7") == 2
     assert "no parameter 'm'" in capsys.readouterr().err
@@ -188,6 +190,27 @@ def test_clean_removes_everything_generated(project):
     assert (project / "notebooks" / "a.ipynb").exists()
 
 
-def test_unknown_chapter_and_missing_profiles_file(tmp_path, capsys):
-    assert main(["--root", str(tmp_path), "status"]) == 2
+def test_data_file_or_deleted_figure_makes_a_chapter_stale(project, capsys):
+    (project / "data.txt").write_text("new content\n")
+    (project / "book" / "figures" / "b" / "line.png").unlink()
+    assert pathbook(project, "status") == 0
+    out = capsys.readouterr().out
+    assert "a: stale: data file data.txt changed" in out
+    assert "b: stale: figures missing: line.png" in out
+
+
+def test_unknown_chapter_and_missing_profiles_file(project, tmp_path, capsys):
+    assert pathbook(project, "build", "--only", "nope") == 2
+    assert "no notebook named 'nope'" in capsys.readouterr().err
+    assert main(["--root", str(tmp_path / "empty"), "status"]) == 2
     assert "profiles.yml" in capsys.readouterr().err
+
+
+def test_first_failure_reports_no_previous_output_and_skips_html(built, tmp_path, capsys):
+    root = Path(shutil.copytree(built, tmp_path / "fresh"))
+    shutil.rmtree(root / "book")
+    shutil.rmtree(root / ".pathbook")
+    set_profiles(root, quick_a={"fail": True})
+    assert pathbook(root, "build") == 1
+    err = capsys.readouterr().err
+    assert "It has no output yet." in err and "HTML not built: no output yet for a" in err
