@@ -1,0 +1,260 @@
+"""Neuron contributions to the target logit (PAPERS.md A.1 and "Our decisions").
+
+``"taylor"`` (the paper's NeuronMCT) is ``|a * d y / d a|`` per neuron, ``a`` the site's output and
+``y`` the pre-softmax logit of the target class, as the official code's
+``Pruner._compute_taylor_scores``: the first-order estimate of the change of ``y`` when the neuron
+is set to zero. One forward and one backward pass for the whole batch.
+
+``"integrated"`` (NeuronIntGrad) is the integrated gradient of ``y`` with respect to one site's
+activations with a zero baseline, ``|a * integral_0^1 d y / d a' (alpha a) d alpha|``, each site
+scaled separately while the other sites run unchanged (official ``Pruner._calc_integrad_scores``).
+Cost: one forward and backward pass per site over a batch of ``(n_steps + 1) * B`` inputs.
+
+ReLU6 (EfficientNet-Lite0). ``a`` is the site's *output*, so a saturated unit (``a = 6``) has
+``d a / d z = 0`` but not ``d y / d a = 0``: its Taylor score is ``6 |d y / d a|``, the
+first-order effect of removing it, not 0. (The caveat in PAPERS.md, "a saturated unit has
+Taylor score 0", holds for the pre-activation form ``z * d y / d z``, which equals ours for ReLU
+but not for ReLU6.) What a saturated unit lacks is a gradient *through* it: kept in a pathway, it
+adds nothing to the pathway gradient, although removing it changes the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._validation import (
+    Inputs,
+    Target,
+    as_input_tuple,
+    check_choice,
+    check_eval_mode,
+    check_logits,
+    check_module,
+    check_positive_int,
+    resolve_target,
+)
+from .sites import SiteSpec, site_hooks, site_modules
+
+METHODS = ("taylor", "integrated")
+
+
+class Contributions(dict):
+    """Site name -> contribution tensor (batch first, shaped like the site's activation), in
+    forward order, with the ``settings`` and per-sample ``targets`` (class indices) that produced
+    them."""
+
+    def __init__(self, values: dict[str, Tensor], settings: dict, targets: Tensor):
+        super().__init__(values)
+        self.settings = settings
+        self.targets = targets
+
+
+def neuron_contributions(
+    model: nn.Module,
+    inputs: Inputs,
+    target: Target = None,
+    method: str = "taylor",
+    sites: SiteSpec = None,
+    n_steps: int = 10,
+    absolute: bool = True,
+) -> Contributions:
+    """Per-neuron contributions to the target logit, keyed by site in forward order.
+
+    ``target`` follows Captum (an int, a list or a 1-D tensor of length B); ``None`` takes each
+    sample's predicted class. ``method="integrated"`` integrates with the trapezoid rule on the
+    ``n_steps + 1`` points ``alpha_k = k / n_steps`` (the official code increments alpha
+    cumulatively, 0, 0.1, 0.3, 0.6, ..., 5.5, a bug we do not copy; PAPERS.md D.1). ``absolute``
+    takes ``|.|`` as the official code does; ``False`` keeps the sign.
+    """
+    check_module(model)
+    return contributions_at(
+        model, inputs, target, method, site_modules(model, sites), n_steps, absolute
+    )
+
+
+def contributions_at(
+    model: nn.Module,
+    inputs: Inputs,
+    target: Target,
+    method: str,
+    modules: dict[str, nn.Module],
+    n_steps: int = 10,
+    absolute: bool = True,
+) -> Contributions:
+    """``neuron_contributions`` at given site modules (``sites.site_modules``), for callers that
+    resolve the sites once and reuse them."""
+    check_eval_mode(model)
+    tensors, _ = as_input_tuple(inputs)
+    check_choice(method, "contribution method", METHODS)
+    if not isinstance(absolute, bool):
+        raise TypeError(f"absolute must be True or False, got {absolute!r}.")
+    if method == "taylor":
+        return _taylor(model, tensors, target, modules, absolute)
+    return _integrated(
+        model, tensors, target, modules, check_positive_int(n_steps, "n_steps"), absolute
+    )
+
+
+def _forward_capturing(
+    model: nn.Module,
+    tensors: tuple[Tensor, ...],
+    modules: dict[str, nn.Module],
+    with_grad: bool = True,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """One forward pass keeping every site's output (in call order).
+
+    With gradients, the inputs are detached copies that require grad, so a graph exists even when
+    the model's parameters are frozen; the caller's tensors are never modified. An in-place
+    operation after a site would change the kept tensor: that is detected and the pass repeated
+    with copies.
+    """
+    logits, captured = _capture_once(model, tensors, modules, with_grad, copy=False)
+    if any(output._version != version for output, version in captured.values()):
+        logits, captured = _capture_once(model, tensors, modules, with_grad, copy=True)
+    if not captured:
+        raise ValueError(
+            f"none of the site modules ran in the forward pass of {type(model).__name__}; "
+            "pass sites= with modules that the forward pass calls."
+        )
+    _check_finite(logits)
+    return logits, {name: output for name, (output, _) in captured.items()}
+
+
+def _capture_once(
+    model: nn.Module,
+    tensors: tuple[Tensor, ...],
+    modules: dict[str, nn.Module],
+    with_grad: bool,
+    copy: bool,
+) -> tuple[Tensor, dict[str, tuple[Tensor, int]]]:
+    """Logits, and each site's output with its version counter at capture time; with ``copy``
+    the model continues on a clone, so later in-place edits cannot reach the kept output."""
+    captured: dict[str, tuple[Tensor, int]] = {}
+
+    def capture(name: str, output: Tensor) -> Tensor | None:
+        captured[name] = (output, output._version)
+        return output.clone() if copy else None
+
+    leaves = tuple(t.detach().requires_grad_(with_grad) for t in tensors)
+    batch = leaves[0].shape[0]
+    with torch.set_grad_enabled(with_grad), site_hooks(model, capture, modules, batch_size=batch):
+        logits = check_logits(model(*leaves), batch)
+    return logits, captured
+
+
+def _check_finite(logits: Tensor) -> None:
+    bad = (~torch.isfinite(logits.detach())).any(dim=1)
+    if bool(bad.any()):
+        raise ValueError(
+            f"the model's logits are NaN or infinite for samples {bad.nonzero().flatten().tolist()}; "
+            "check those inputs (and their preprocessing) before computing contributions."
+        )
+
+
+def target_gradients(
+    logits: Tensor, labels: Tensor, tensors: Sequence[Tensor]
+) -> list[Tensor | None]:
+    """Gradients of the sum over the batch of each sample's target logit (so each sample gets the
+    gradient of its own logit) w.r.t. ``tensors``; ``None`` where a tensor does not matter."""
+    with torch.enable_grad():
+        total = logits.gather(1, labels.view(-1, 1).to(logits.device)).sum()
+        if not total.requires_grad:
+            return [None] * len(tensors)
+        return list(torch.autograd.grad(total, tensors, allow_unused=True))
+
+
+def _contribution(act: Tensor, grad: Tensor | None, absolute: bool, reuse: bool = False) -> Tensor:
+    """``|a * grad|`` (or signed); ``reuse`` writes into ``grad``'s buffer (saves an allocation)."""
+    if grad is None:
+        return torch.zeros_like(act)
+    score = grad.mul_(act.detach()) if reuse else act.detach() * grad
+    return score.abs_() if absolute else score
+
+
+def _reusable(grads: Sequence[Tensor | None], acts: Sequence[Tensor]) -> list[bool]:
+    """Which gradient buffers may be overwritten: contiguous, full shape, and sharing storage
+    with no other site's gradient (a site that is a view of another would)."""
+    storages: dict[int, int] = {}
+    for grad in grads:
+        if grad is not None:
+            key = grad.untyped_storage().data_ptr()
+            storages[key] = storages.get(key, 0) + 1
+    return [
+        grad is not None
+        and grad.shape == act.shape
+        and grad.is_contiguous()
+        and storages[grad.untyped_storage().data_ptr()] == 1
+        for grad, act in zip(grads, acts)
+    ]
+
+
+def _taylor(model, tensors, target, modules, absolute: bool) -> Contributions:
+    logits, acts = _forward_capturing(model, tensors, modules)
+    labels = resolve_target(target, logits)
+    grads = target_gradients(logits, labels, list(acts.values()))
+    reuse = _reusable(grads, list(acts.values()))
+    values = {
+        name: _contribution(act, grad, absolute, ok)
+        for (name, act), grad, ok in zip(acts.items(), grads, reuse)
+    }
+    return Contributions(values, {"method": "taylor", "absolute": absolute}, labels)
+
+
+def _integrated(model, tensors, target, modules, n_steps: int, absolute: bool) -> Contributions:
+    logits, acts = _forward_capturing(model, tensors, modules, with_grad=False)
+    labels = resolve_target(target, logits)
+    values = {}
+    for name, act in acts.items():
+        mean_grad = _integrated_gradient_at(model, tensors, labels, modules, name, act, n_steps)
+        values[name] = _contribution(act, mean_grad, absolute)
+    settings = {"method": "integrated", "absolute": absolute, "n_steps": n_steps}
+    return Contributions(values, settings, labels)
+
+
+def trapezoid_weights(n_steps: int, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
+    """Points ``alpha_k = k / n_steps`` (k = 0..n_steps) and trapezoid weights summing to 1."""
+    alphas = torch.linspace(0.0, 1.0, n_steps + 1, dtype=dtype)
+    weights = torch.full((n_steps + 1,), 1.0 / n_steps, dtype=dtype)
+    weights[0] = weights[-1] = 0.5 / n_steps
+    return alphas, weights
+
+
+def _integrated_gradient_at(
+    model: nn.Module,
+    tensors: tuple[Tensor, ...],
+    labels: Tensor,
+    modules: dict[str, nn.Module],
+    site: str,
+    act: Tensor,
+    n_steps: int,
+) -> Tensor:
+    """Trapezoid-rule mean of ``d y / d a`` at ``alpha * a`` for one site, all steps in one batch.
+
+    The batch is the inputs repeated ``n_steps + 1`` times (step-major); the site's output is
+    multiplied by each block's alpha, every other site runs unchanged.
+    """
+    batch = act.shape[0]
+    steps = n_steps + 1
+    alphas, weights = trapezoid_weights(n_steps, act.dtype)
+    scale = alphas.to(act.device).repeat_interleave(batch).view(-1, *([1] * (act.dim() - 1)))
+    scaled: dict[str, Tensor] = {}
+
+    def scale_site(name: str, output: Tensor) -> Tensor | None:
+        if name != site:
+            return None
+        scaled[name] = output * scale
+        return scaled[name]
+
+    repeated = tuple(
+        t.detach().repeat(steps, *([1] * (t.dim() - 1))).requires_grad_(True) for t in tensors
+    )
+    with torch.enable_grad(), site_hooks(model, scale_site, modules):
+        logits = model(*repeated)
+    (grad,) = target_gradients(logits, labels.repeat(steps), [scaled[site]])
+    if grad is None:
+        return torch.zeros_like(act)
+    grad = grad.view(steps, *act.shape)
+    return torch.tensordot(weights.to(act.device), grad, dims=1)
