@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+
+from pathlib_core._cache import atomic_write
 
 from .project import Chapter, Project
 
@@ -33,21 +34,8 @@ class Outcome:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, then rename: readers never see half a file.
-
-    The file gets the usual permissions (0666 less the umask), not the temporary file's 0600.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        temporary = Path(f.name)
-    try:
-        temporary.write_text(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """Write via a temporary file in the same folder, then rename: readers never see half a file."""
+    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def _header_cell(project: Project, chapter: Chapter, profile: str, parameters: dict[str, Any],

@@ -14,13 +14,14 @@ import io
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from ._cache import atomic_write
 
 CONTEXT_VARIABLE = "PATHBOOK_CONTEXT"
 FIGURE_DIR_VARIABLE = "PATHLIB_CORE_FIGURES"
@@ -44,18 +45,7 @@ def _versions() -> dict[str, str]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Temporary file in the same folder, then a rename; usual permissions (0666 less umask)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
-        temporary = Path(f.name)
-    try:
-        temporary.write_bytes(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def _in_notebook() -> bool:
