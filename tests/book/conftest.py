@@ -30,6 +30,10 @@ def clean_copy(destination: Path) -> Path:
 def built_book(tmp_path_factory) -> Path:
     """Root of a clean copy after `pathbook build --profile quick -j 2` (HTML with -W)."""
     root = clean_copy(tmp_path_factory.mktemp("book"))
+    # What a developer's checkout also holds: tool caches and notes must stay out of the book.
+    (root / ".pytest_cache").mkdir()
+    (root / ".pytest_cache" / "README.md").write_text("# pytest cache\n")
+    (root / "NOTES.md").write_text("# notes\n")
     code = main(["--root", str(root), "build", "--profile", "quick", "-j", "2"])
     assert code == 0, "pathbook build failed on a clean checkout; see the output above"
     return root
