@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import inspect
 import json
 import os
 import statistics
@@ -54,72 +53,20 @@ class Setting:
     size: int
 
 
-def _mnist_architecture() -> nn.Module:
-    """The official ConvNetSimple with one input channel (PAPERS.md D.9, E(a)), random weights."""
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(64, 64, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(7 * 7 * 64, 256),
-        nn.ReLU(),
-        nn.Linear(256, 10),
-    )
-
-
 def build_model(name: str) -> tuple[nn.Module, str]:
     """The model and a note on where its weights come from."""
+    from pathlib_core import models
+
     if name == "mnist":
-        try:
-            from pathlib_core.models import mnist_cnn
-
-            quiet = (
-                {"progress": False} if "progress" in inspect.signature(mnist_cnn).parameters else {}
-            )
-            return mnist_cnn(**quiet).eval(), "trained, pathlib_core.models.mnist_cnn()"
-        except Exception as error:  # noqa: BLE001 - any failure of the optional module: fall back
-            torch.manual_seed(0)
-            return (
-                _mnist_architecture().eval(),
-                f"RANDOM weights, same architecture ({_why(error)})",
-            )
+        return models.mnist_cnn(progress=False), "trained, pathlib_core.models.mnist_cnn()"
     if name == "lite0":
-        try:
-            from pathlib_core.models import efficientnet_lite0
-
-            return (
-                efficientnet_lite0().eval(),
-                "pretrained, pathlib_core.models.efficientnet_lite0()",
-            )
-        except Exception as error:  # noqa: BLE001 - as above
-            import timm
-
-            torch.manual_seed(0)
-            model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
-            return model, f"RANDOM weights, timm tf_efficientnet_lite0 ({_why(error)})"
+        return models.efficientnet_lite0(), "pretrained, pathlib_core.models.efficientnet_lite0()"
     if name == "resnet50":
         import torchvision
 
         torch.manual_seed(0)
-        return torchvision.models.resnet50(
-            weights=None
-        ).eval(), "RANDOM weights, torchvision resnet50"
+        return torchvision.models.resnet50(weights=None).eval(), "RANDOM weights, torchvision resnet50"
     raise SystemExit(f"unknown model {name!r}; choose from mnist, lite0, resnet50")
-
-
-def _why(error: Exception) -> str:
-    return (
-        f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"
-        if str(error)
-        else type(error).__name__
-    )
 
 
 def build_inputs(setting: Setting, device: torch.device) -> tuple[torch.Tensor, str]:
