@@ -129,8 +129,14 @@ def save_figure(fig: Any, name: str, caption: str | None = None, *, dpi: int = 1
 
 
 def image_grid(images: Any, titles: Sequence[str] | None = None, ncols: int = 8,
-               cmap: str = "gray", size: float = 1.2, suptitle: str | None = None):
-    """A grid of images (N, H, W) or (N, H, W, 3) as one matplotlib figure, axes off."""
+               cmap: str = "gray", size: float = 1.2, suptitle: str | None = None,
+               vmin: float | None = None, vmax: float | None = None,
+               colorbar: str | None = None):
+    """A grid of images (N, H, W) or (N, H, W, 3) as one matplotlib figure, axes off.
+
+    Without `vmin`/`vmax` each panel is scaled on its own; give them to share one colour scale,
+    and `colorbar` (its label) to draw that scale beside the grid.
+    """
     import matplotlib.pyplot as plt
 
     images = np.asarray(images)
@@ -138,16 +144,21 @@ def image_grid(images: Any, titles: Sequence[str] | None = None, ncols: int = 8,
         raise ValueError(f"images must be (N, H, W) or (N, H, W, 3); got shape {images.shape}.")
     n = len(images)
     nrows = max(1, -(-n // ncols))
+    if colorbar is not None and (vmin is None or vmax is None):
+        raise ValueError("a colorbar needs a shared scale: pass vmin and vmax too.")
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size), squeeze=False)
+    shown = None
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(images[i], cmap=cmap)
+            shown = ax.imshow(images[i], cmap=cmap, vmin=vmin, vmax=vmax)
             if titles is not None:
                 ax.set_title(titles[i], fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
+    if colorbar is not None:
+        fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8, label=colorbar)
     return fig
 
 

@@ -55,3 +55,8 @@ def test_image_grid_shapes():
     assert len(fig.axes) == 6
     with pytest.raises(ValueError, match="shape"):
         image_grid(np.zeros((4, 4)))
+    shared = image_grid(np.random.rand(3, 4, 4), ncols=3, vmin=0, vmax=1, colorbar="value")
+    assert len(shared.axes) == 4  # three panels and the colour bar
+    assert all(im.get_clim() == (0, 1) for ax in shared.axes[:3] for im in ax.images)
+    with pytest.raises(ValueError, match="vmin and vmax"):
+        image_grid(np.zeros((2, 4, 4)), colorbar="value")
