@@ -10,7 +10,7 @@ Python's `pathlib`. Conventions follow Captum: inputs are batches, `target` is a
     maps = PathwayGradient(model).attribute(images[:8], target=labels[:8], sparsity=0.9)
 """
 
-from . import data, models, plotting
+from . import data, linearity, models, plotting, pruning
 from .attribution import PathwayGradient
 from .contribution import Contributions, neuron_contributions
 from .pathway import Pathway, restrict, select_pathway
@@ -24,9 +24,11 @@ __all__ = [
     "Site",
     "data",
     "find_sites",
+    "linearity",
     "models",
     "neuron_contributions",
     "plotting",
+    "pruning",
     "restrict",
     "select_pathway",
     "site_hooks",

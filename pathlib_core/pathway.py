@@ -149,6 +149,22 @@ class Pathway:
             return {name: _ratio(inter[name], union[name]) for name in inter}
         return _ratio(sum(inter.values()), sum(union.values()))
 
+    @staticmethod
+    def cat(pathways: Sequence[Pathway]) -> Pathway:
+        """One pathway holding the samples of ``pathways`` in order (same sites required), e.g.
+        to run several kinds of pathway of one input as one batch; settings of the first."""
+        pathways = list(pathways)
+        if not pathways or not all(isinstance(p, Pathway) for p in pathways):
+            raise TypeError("Pathway.cat takes a non-empty list of Pathways.")
+        sites = pathways[0].sites
+        for other in pathways[1:]:
+            if other.sites != sites:
+                raise ValueError(
+                    "Pathway.cat needs pathways over the same sites (selected on one model)."
+                )
+        masks = {name: torch.cat([p.masks[name] for p in pathways]) for name in sites}
+        return Pathway(masks, pathways[0].settings)
+
     def to(self, device: str | torch.device) -> Pathway:
         return Pathway({name: mask.to(device) for name, mask in self.masks.items()}, self.settings)
 

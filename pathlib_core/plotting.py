@@ -162,6 +162,25 @@ def image_grid(images: Any, titles: Sequence[str] | None = None, ncols: int = 8,
     return fig
 
 
+def saliency_to_display(maps: Any) -> np.ndarray:
+    """Attributions ``(N, C, H, W)`` (or ``(N, H, W)``) as ``(N, H, W)`` images in [0, 1], the
+    official display (PAPERS.md A.4, ``Plot_tools.max_regarding_to_abs``): per pixel the channel
+    value of largest magnitude, sign kept, then ``|.|`` divided by each map's maximum (an all-zero
+    map stays zero)."""
+    import torch
+
+    tensor = torch.as_tensor(maps).detach().cpu().double()
+    if tensor.dim() == 3:
+        tensor = tensor.unsqueeze(1)
+    if tensor.dim() != 4:
+        raise ValueError(f"maps must be (N, C, H, W) or (N, H, W); got {tuple(tensor.shape)}.")
+    largest, smallest = tensor.max(dim=1).values, tensor.min(dim=1).values
+    signed = torch.where(largest.abs() >= smallest.abs(), largest, smallest)
+    magnitude = signed.abs()
+    peak = magnitude.flatten(1).max(dim=1).values.clamp_min(1e-300).view(-1, 1, 1)
+    return (magnitude / peak).numpy()
+
+
 # matplotlib's JavaScript player draws its buttons with Font Awesome 4.4 from a CDN; the book
 # must work offline, so the icons become plain characters and the stylesheet link goes.
 _BUTTON_TEXT = {

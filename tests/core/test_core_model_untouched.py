@@ -6,6 +6,7 @@ import torchvision
 from torch import nn
 
 from pathlib_core.attribution import PathwayGradient
+from pathlib_core import linearity, pruning
 from pathlib_core.contribution import neuron_contributions
 from pathlib_core.pathway import restrict, select_pathway
 from pathlib_core.sites import find_sites
@@ -61,6 +62,34 @@ def _calls(model, x):
         "contributions": (lambda: neuron_contributions(model, x, 0), None),
         "find_sites": (lambda: find_sites(model, x), None),
         "restrict": (run_restricted, None),
+        "learned": (lambda: pruning.learned_pathway(model, x, 0.5, steps=2, progress=False), None),
+        "learned uniform": (
+            lambda: pruning.learned_pathway(
+                model, x, 0.5, init="uniform", steps=2, progress=False
+            ),
+            None,
+        ),
+        "greedy": (lambda: pruning.greedy_pathway(model, x, 0.5, step=0.25, progress=False), None),
+        "random": (lambda: pruning.random_pathway(model, x, 0.5), None),
+        "active": (lambda: pruning.active_pathway(model, x), None),
+        "preservation": (lambda: pruning.output_preservation(model, x, pathway), None),
+        "decode": (
+            lambda: pruning.decode_pathway(
+                model, pathway, 0, like=x, bounds=(-1, 1), steps=2, progress=False
+            ),
+            None,
+        ),
+        "decode wrong size": (
+            lambda: pruning.decode_pathway(
+                model, pathway, 0, like=x.repeat_interleave(2, -1).repeat_interleave(2, -2),
+                bounds=(-1, 1), steps=2, progress=False,
+            ),
+            ValueError,
+        ),
+        "profile": (
+            lambda: linearity.linearity_profile(model, x, pathway, radii=[0.1], n_directions=1),
+            None,
+        ),
         "bad target": (lambda: PathwayGradient(model).attribute(x, 10**6), ValueError),
         "bad sparsity": (lambda: PathwayGradient(model).attribute(x, 0, sparsity=1.5), ValueError),
         "bad method": (

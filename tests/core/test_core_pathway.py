@@ -269,3 +269,16 @@ def test_large_selection_never_sorts_or_kthvalues_all_neurons(monkeypatch):
     monkeypatch.undo()
     _assert_masks_equal(pathway, scores, 0.9, "global")
     assert max(largest, default=0) < 40000
+
+
+def test_pathway_cat_stacks_samples_and_checks_sites():
+    a = Pathway({"s": torch.tensor([[True, False]]), "t": torch.tensor([[False, True, True]])})
+    b = Pathway({"s": torch.tensor([[False, False]]), "t": torch.tensor([[True, True, True]])})
+    both = Pathway.cat([a, b, a])
+    assert both.batch_size == 3
+    assert torch.equal(both.masks["t"][1], b.masks["t"][0])
+    assert torch.equal(both[2].masks["s"], a.masks["s"])
+    with pytest.raises(ValueError, match="same sites"):
+        Pathway.cat([a, Pathway({"s": torch.tensor([[True, True]])})])
+    with pytest.raises(TypeError):
+        Pathway.cat([])

@@ -10,6 +10,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+import torch  # noqa: E402
+
+from pathlib_core import plotting  # noqa: E402
 from pathlib_core.plotting import image_grid, save_figure, scrubber  # noqa: E402
 
 
@@ -60,3 +63,16 @@ def test_image_grid_shapes():
     assert all(im.get_clim() == (0, 1) for ax in shared.axes[:3] for im in ax.images)
     with pytest.raises(ValueError, match="vmin and vmax"):
         image_grid(np.zeros((2, 4, 4)), colorbar="value")
+
+
+def test_saliency_to_display_keeps_the_signed_channel_extreme():
+    maps = torch.zeros(2, 3, 2, 2)
+    maps[0, :, 0, 0] = torch.tensor([0.5, -2.0, 1.0])  # the largest magnitude is negative
+    maps[0, :, 1, 1] = torch.tensor([1.0, 0.2, 0.3])
+    shown = plotting.saliency_to_display(maps)
+    assert shown.shape == (2, 2, 2)
+    assert shown[0, 0, 0] == 1.0 and shown[0, 1, 1] == 0.5  # |-2| / 2 and 1 / 2
+    assert (shown[1] == 0).all()  # an all-zero map stays zero
+    assert plotting.saliency_to_display(torch.ones(1, 4, 4)).shape == (1, 4, 4)
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        plotting.saliency_to_display(torch.ones(4, 4))

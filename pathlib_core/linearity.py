@@ -1,0 +1,409 @@
+"""Local linearity of a network restricted to a pathway (Khakzar et al., 2021, second claim).
+
+The paper proves that contribution pathways are locally linear in an L2 ball; the statement is not
+available to us, so we measure the precise version of PAPERS.md ("Our decisions"). A ReLU network
+restricted to a pathway is affine on the set of inputs where no kept neuron changes state (and no
+max-pooling window changes its winner). On that set every kept pre-activation ``z_i`` is affine
+in the input, so the set is a polytope and the largest L2 ball around ``x`` inside it has radius
+
+    r(x) = min_i dist_i / ||grad_x z_i||,
+
+``dist_i`` the distance of ``z_i`` from its nearest kink (0; also 6 for ReLU6). For a max-pooling
+window the constraints are the margins ``u_win - u_j`` between its winner and each other input.
+Removed neurons output 0 whatever the input, so they impose nothing: a pathway is linear on a
+larger ball than the whole network when the neurons it removes are the ones closest to a kink.
+
+- ``linear_radius``: ``r(x)`` exactly, with the Jacobian of every constraint computed in forward
+  mode (one dual forward pass per input direction, batched), for models small enough to afford
+  ``input size`` forward passes per sample (the MNIST CNN).
+- ``linearity_profile``: for any model (EfficientNet-Lite0), the relative first-order error and
+  the fraction of kept neurons that change state at ``x + r d`` for radii ``r`` along random and
+  gradient-aligned unit directions ``d``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.autograd import forward_ad
+from tqdm import tqdm
+
+from ._validation import (
+    Inputs,
+    Target,
+    as_input_tuple,
+    check_eval_mode,
+    check_logits,
+    check_module,
+    check_positive_int,
+    resolve_target,
+)
+from .attribution import restricted_input_gradient
+from .pathway import Pathway, restrict
+from .sites import SITE_TYPES, module_of_site, site_hooks, site_modules
+
+# Leaf modules that are affine in eval mode (or piecewise linear and handled below).
+_AFFINE = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.Linear,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.Identity,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+)
+
+
+@dataclass(frozen=True)
+class LinearRadius:
+    """``radius``: per sample, the L2 radius of the largest ball around the input on which the
+    restricted network is affine (float64, ``inf`` if nothing can change). ``by_constraint``:
+    per site (and per max-pooling call, named like a site), the smallest radius its own
+    constraints allow; ``radius`` is their minimum. ``kinds`` says which constraints are neuron
+    kinks (``"relu"``, ``"relu6"``) and which are max-pooling margins (``"pool"``).
+
+    Max-pooling matters: where two inputs of a window tie (a constant background gives equal
+    values at neighbouring positions), the pooled output is at a kink and ``radius`` is 0.
+    ``neuron_radius`` is the radius of the neuron kinks alone (the paper's setting, PAPERS.md).
+    """
+
+    radius: Tensor
+    by_constraint: dict[str, Tensor]
+    kinds: dict[str, str]
+
+    @property
+    def neuron_radius(self) -> Tensor:
+        """Per sample, the smallest radius over the neurons' kinks only (pooling ignored)."""
+        names = [n for n, kind in self.kinds.items() if kind != "pool"]
+        return torch.stack([self.by_constraint[n] for n in names], dim=1).min(dim=1).values
+
+    @property
+    def binding(self) -> list[str]:
+        """Per sample, the site or pooling layer whose constraint sets the radius."""
+        names = list(self.by_constraint)
+        stacked = torch.stack([self.by_constraint[n] for n in names], dim=1)
+        return [names[i] for i in stacked.argmin(dim=1).tolist()]
+
+
+def linear_radius(
+    model: nn.Module,
+    inputs: Tensor,
+    pathway: Pathway | None = None,
+    chunk: int = 256,
+    progress: bool = False,
+) -> LinearRadius:
+    """The exact radius of the L2 ball on which ``model`` restricted to ``pathway`` is affine
+    (module docstring); ``pathway=None`` is the whole network.
+
+    Every ReLU/ReLU6 module must be a site of the pathway (their states define the linear
+    region); max-pooling must have ``kernel_size == stride`` and no padding; other leaf modules
+    must be affine (convolutions, linear, batch norm in eval mode, average pooling, flatten,
+    dropout in eval mode). Functional nonlinearities inside a module's ``forward`` are not seen.
+    Cost per sample: ``inputs[0].numel()`` dual forward passes, ``chunk`` at a time.
+    """
+    check_module(model)
+    check_eval_mode(model)
+    (x,), _ = as_input_tuple(inputs)
+    chunk = check_positive_int(chunk, "chunk")
+    modules = _check_piecewise_linear(model, pathway)
+    directions = x[0].numel()
+    per_sample = []
+    for b in tqdm(range(x.shape[0]), desc="linear radius", disable=not progress):
+        masks = None if pathway is None else {n: m[b : b + 1] for n, m in pathway.masks.items()}
+        tracker = _ConstraintTracker(modules, masks)
+        for start in range(0, directions, chunk):
+            count = min(chunk, directions - start)
+            basis = torch.zeros(count, directions, dtype=x.dtype, device=x.device)
+            basis[torch.arange(count), torch.arange(start, start + count)] = 1.0
+            primal = x[b : b + 1].detach().expand(count, *x.shape[1:]).contiguous()
+            with torch.no_grad(), forward_ad.dual_level(), tracker.hooks(model):
+                model(forward_ad.make_dual(primal, basis.view(count, *x.shape[1:])))
+        per_sample.append(tracker.radii())
+    names = list(per_sample[0])
+    by_constraint = {n: torch.stack([r[n] for r in per_sample]) for n in names}
+    radius = torch.stack(list(by_constraint.values()), dim=1).min(dim=1).values
+    return LinearRadius(radius, by_constraint, dict(tracker.kinds))
+
+
+def _check_piecewise_linear(model: nn.Module, pathway: Pathway | None) -> dict[str, nn.Module]:
+    """The ReLU/ReLU6 modules (all of them must be the pathway's sites), after checking that
+    every other leaf module is affine or a supported max-pooling."""
+    relus = {n: m for n, m in model.named_modules() if isinstance(m, SITE_TYPES)}
+    if not relus:
+        raise ValueError(f"{type(model).__name__} has no nn.ReLU/nn.ReLU6 modules.")
+    for name, module in model.named_modules():
+        if next(module.children(), None) is not None or isinstance(module, SITE_TYPES):
+            continue
+        if isinstance(module, nn.MaxPool2d):
+            if module.kernel_size != module.stride or module.padding not in (0, (0, 0)) or (
+                module.dilation not in (1, (1, 1)) or module.ceil_mode
+            ):
+                raise ValueError(
+                    f"'{name}' is a MaxPool2d with overlapping or padded windows; linear_radius "
+                    "supports kernel_size == stride without padding. Use linearity_profile."
+                )
+        elif not isinstance(module, _AFFINE):
+            raise ValueError(
+                f"'{name}' ({type(module).__name__}) is not known to be affine, so the exact "
+                "radius cannot be computed for this model; use linearity_profile instead."
+            )
+    if pathway is not None:
+        covered = {module_of_site(s) for s in pathway.sites}
+        missing = sorted(set(relus) - covered)
+        if missing:
+            raise ValueError(
+                f"the pathway has no sites in {missing[:5]}; their states bound the linear region, "
+                "so select the pathway over all ReLU modules (sites=None)."
+            )
+    return relus
+
+
+class _ConstraintTracker:
+    """Hooks that, over the chunks of input directions of one sample, accumulate for every
+    constraint its value at ``x`` (the primal) and the squared norm of its input gradient (the
+    sum over directions of the squared tangents)."""
+
+    def __init__(self, relus: dict[str, nn.Module], masks: dict[str, Tensor] | None):
+        self.relus = relus
+        self.masks = masks
+        self.values: dict[str, Tensor] = {}
+        self.squares: dict[str, Tensor] = {}
+        self.kinds: dict[str, str] = {}
+
+    def _add(self, name: str, value: Tensor, tangent: Tensor, kind: str) -> None:
+        self.values[name] = value
+        self.kinds[name] = kind
+        square = tangent.square().sum(dim=0)
+        self.squares[name] = self.squares[name] + square if name in self.squares else square
+
+    @contextmanager
+    def hooks(self, model: nn.Module) -> Iterator[None]:
+        counts: dict[str, int] = {}
+        handles = [model.register_forward_pre_hook(lambda *_: counts.clear())]
+
+        def call_name(module_name: str) -> str:
+            call = counts.get(module_name, 0)
+            counts[module_name] = call + 1
+            return module_name if call == 0 else f"{module_name}#{call}"
+
+        def on_relu(module_name: str, module: nn.Module):
+            def hook(_: nn.Module, args: tuple) -> None:
+                primal, tangent = forward_ad.unpack_dual(args[0])
+                kind = "relu6" if isinstance(module, nn.ReLU6) else "relu"
+                self._add(call_name(module_name), primal[0].clone(), tangent, kind)
+
+            return hook
+
+        def on_pool(module_name: str, module: nn.MaxPool2d):
+            def hook(_: nn.Module, args: tuple) -> None:
+                primal, tangent = forward_ad.unpack_dual(args[0])
+                windows = _windows(primal[:1], module.kernel_size)[0]
+                winner = windows.argmax(dim=-1, keepdim=True)
+                margin = windows.gather(-1, winner) - windows
+                spread = _windows(tangent, module.kernel_size)
+                spread = spread.gather(-1, winner.expand_as(spread)) - spread
+                self._add(call_name(module_name), margin, spread, "pool")
+
+            return hook
+
+        try:
+            for name, module in model.named_modules():
+                if name in self.relus:
+                    handles.append(module.register_forward_pre_hook(on_relu(name, module)))
+                elif isinstance(module, nn.MaxPool2d):
+                    handles.append(module.register_forward_pre_hook(on_pool(name, module)))
+            if self.masks is not None:
+                masks = self.masks
+                handles.append(_mask_hooks(model, self.relus, masks))
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def radii(self) -> dict[str, Tensor]:
+        result = {}
+        for name, value in self.values.items():
+            norm = self.squares[name].sqrt()
+            kind = self.kinds[name]
+            if kind == "pool":
+                distance = value.double()  # margins >= 0 by construction
+            elif kind == "relu6":
+                distance = torch.minimum(value.abs(), (value - 6.0).abs()).double()
+            else:
+                distance = value.abs().double()
+            ratio = torch.where(norm > 0, distance / norm, math.inf)
+            if kind != "pool" and self.masks is not None:
+                ratio = torch.where(self.masks[name][0], ratio, math.inf)
+            result[name] = (ratio.min() if ratio.numel() else torch.tensor(math.inf)).double()
+        return result
+
+
+class _HandleGroup:
+    def __init__(self, handles: list) -> None:
+        self.handles = handles
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _mask_hooks(model: nn.Module, relus: dict[str, nn.Module], masks: dict[str, Tensor]):
+    """Forward hooks multiplying each site's output by its (one-sample) mask, broadcast over the
+    batch of directions; call counting as in ``site_hooks``."""
+    counts: dict[str, int] = {}
+    handles = [model.register_forward_pre_hook(lambda *_: counts.clear())]
+    for module_name, module in relus.items():
+
+        def hook(_: nn.Module, args: object, output: Tensor, module_name: str = module_name):
+            call = counts.get(module_name, 0)
+            counts[module_name] = call + 1
+            name = module_name if call == 0 else f"{module_name}#{call}"
+            return output * masks[name].to(output.dtype)
+
+        handles.append(module.register_forward_hook(hook))
+    return _HandleGroup(handles)
+
+
+def _windows(t: Tensor, kernel: int | tuple[int, int]) -> Tensor:
+    """(N, C, H, W) -> (N, C, H // kh, W // kw, kh * kw): the non-overlapping pooling windows
+    (trailing rows and columns dropped, as ``MaxPool2d`` without ``ceil_mode``)."""
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    n, c, h, w = t.shape
+    t = t[:, :, : h // kh * kh, : w // kw * kw]
+    t = t.reshape(n, c, h // kh, kh, w // kw, kw).permute(0, 1, 2, 4, 3, 5)
+    return t.reshape(n, c, h // kh, w // kw, kh * kw)
+
+
+# ------------------------------------------------------------------------------- profiles
+
+
+@dataclass(frozen=True)
+class LinearityProfile:
+    """At ``x + r d`` for every radius ``r`` and unit direction ``d`` (per sample):
+
+    - ``relative_error`` (B, R, D): ``|f(x + r d) - f(x) - r grad f . d| / (r ||grad f||)``, the
+      first-order error relative to the largest first-order change at that radius (``f`` the
+      target logit through the pathway);
+    - ``flipped`` (B, R, D): the fraction of the pathway's neurons whose state (off, linear, or
+      saturated for ReLU6) differs from their state at ``x``.
+
+    ``directions`` names the columns: ``"random"`` (Gaussian, normalised) and ``"gradient"``
+    (``grad f / ||grad f||``, the direction of steepest first-order change). ``roundoff`` (B, R)
+    is the error that float round-off alone produces, ``eps |f(x)| / (r ||grad f||)`` (the
+    cancellation in ``f(x + r d) - f(x)``): errors near it say nothing about linearity. A
+    pathway with a tiny gradient has a high floor; compute in float64 to lower it."""
+
+    radii: Tensor
+    directions: list[str]
+    relative_error: Tensor
+    flipped: Tensor
+    roundoff: Tensor
+
+
+def linearity_profile(
+    model: nn.Module,
+    inputs: Tensor,
+    pathway: Pathway | None = None,
+    radii: Sequence[float] = (0.01, 0.1, 1.0),
+    n_directions: int = 8,
+    target: Target = None,
+    seed: int = 0,
+) -> LinearityProfile:
+    """How far from linear the restricted network is around each input (``LinearityProfile``).
+
+    ``pathway=None`` is the whole network. ``target=None`` follows each sample's predicted class
+    (of the whole network). Works for any model; the cost is ``len(radii)`` forward passes over a
+    batch of ``B * (n_directions + 1)`` inputs.
+    """
+    check_module(model)
+    check_eval_mode(model)
+    (x,), _ = as_input_tuple(inputs)
+    n_directions = check_positive_int(n_directions, "n_directions")
+    radii_t = torch.as_tensor(list(radii), dtype=torch.float64)
+    if radii_t.numel() == 0 or not bool((radii_t > 0).all()):
+        raise ValueError(f"radii must be positive numbers, got {list(radii)!r}.")
+    modules = site_modules(model, None if pathway is None else sorted(
+        {module_of_site(s) for s in pathway.sites}))
+    batch = x.shape[0]
+    with torch.no_grad():
+        logits = check_logits(model(x), batch)
+    labels = resolve_target(target, logits)
+    if pathway is None:
+        from .pruning import site_activations
+
+        pathway = Pathway(
+            {n: torch.ones_like(a, dtype=torch.bool) for n, a in site_activations(model, x).items()}
+        )
+    base_value, base_states = _restricted(model, x, pathway, labels, modules)
+    (grad,) = restricted_input_gradient(model, x, labels, pathway)
+    grad = grad.double().flatten(1)
+    grad_norm = grad.norm(dim=1)
+    generator = torch.Generator().manual_seed(int(seed))
+    random = torch.randn(batch, n_directions, grad.shape[1], generator=generator, dtype=torch.float64)
+    random = random / random.norm(dim=2, keepdim=True)
+    aligned = (grad / grad_norm.clamp_min(1e-300).unsqueeze(1)).cpu().unsqueeze(1)
+    units = torch.cat([random, aligned], dim=1).to(x.device)  # (B, D, n)
+    count = units.shape[1]
+    repeat = torch.arange(batch, device=x.device).repeat_interleave(count)
+    expanded = pathway[repeat]
+    kept = {n: m[repeat] for n, m in pathway.masks.items()}
+    n_kept = sum(m.flatten(1).sum(dim=1, dtype=torch.float64) for m in kept.values())
+    errors, flips = [], []
+    for r in radii_t.tolist():
+        moved = x.double()[repeat] + r * units.reshape(batch * count, *x.shape[1:])
+        value, states = _restricted(model, moved.to(x.dtype), expanded, labels[repeat], modules)
+        predicted = r * (units * grad.unsqueeze(1)).sum(dim=2).reshape(-1)
+        change = value - base_value[repeat]
+        scale = r * grad_norm[repeat]
+        errors.append(((change - predicted).abs() / scale).view(batch, count))
+        changed = sum(
+            ((states[n] != base_states[n][repeat]) & kept[n]).flatten(1).sum(dim=1, dtype=torch.float64)
+            for n in states
+        )
+        flips.append((changed / n_kept).view(batch, count))
+    eps = torch.finfo(x.dtype).eps
+    roundoff = eps * base_value.abs().unsqueeze(1) / (radii_t.to(x.device) * grad_norm.unsqueeze(1))
+    return LinearityProfile(
+        radii=radii_t,
+        directions=["random"] * n_directions + ["gradient"],
+        relative_error=torch.stack(errors, dim=1).cpu(),
+        flipped=torch.stack(flips, dim=1).cpu(),
+        roundoff=roundoff.cpu(),
+    )
+
+
+def _restricted(
+    model: nn.Module,
+    x: Tensor,
+    pathway: Pathway,
+    labels: Tensor,
+    modules: dict[str, nn.Module],
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Target logit (float64) through the pathway, and every site's neuron states (0 off, 1
+    linear, 2 saturated ReLU6) before masking."""
+    states: dict[str, Tensor] = {}
+
+    def record(name: str, output: Tensor) -> None:
+        state = (output > 0).to(torch.int8)
+        if isinstance(modules.get(module_of_site(name)), nn.ReLU6):
+            state += (output >= 6).to(torch.int8)
+        states[name] = state
+
+    with torch.no_grad(), site_hooks(model, record, modules), restrict(model, pathway):
+        logits = check_logits(model(x), x.shape[0])
+    value = logits.double().gather(1, labels.view(-1, 1).to(logits.device)).squeeze(1)
+    return value, states

@@ -1,0 +1,473 @@
+"""Other ways to choose a pathway, and the measures that compare pathways (Khakzar et al., 2021).
+
+The paper's first claim is that the *pruning objective* (keep the smallest set of neurons for which
+the output stays the same; CDRP, Wang et al. 2018) does not find the neurons that carry the input's
+critical information, while ranking neurons by their contribution does. This module provides the
+competitors of ``select_pathway`` as the official code builds them (PAPERS.md A.6, D.1, D.2):
+
+- ``learned_pathway`` / ``learned_gates``: per-element gates on every site learned by the pruning objective ("DGR",
+  CDRP as the official ``cdrp/main.py`` and ``main2.py`` re-implement it), then binarised;
+- ``greedy_pathway``: iterative Taylor pruning (``Pruner.prune_greedy``);
+- ``random_pathway``: the same fraction removed at random in every site (``Pruner.prune_random``);
+- ``active_pathway``: every neuron with a positive activation (the "active sub-network");
+
+and the measures of the analysis (``path_analysis.py``): ``dead_fraction``, ``jaccard``,
+``output_preservation``, and ``decode_pathway`` (what input a pathway encodes; ``path_decoding.py``).
+Every function takes a batch; each sample has its own pathway.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from ._validation import (
+    Inputs,
+    Target,
+    as_input_tuple,
+    check_choice,
+    check_eval_mode,
+    check_logits,
+    check_module,
+    check_positive_int,
+    check_sparsity,
+    resolve_target,
+)
+from .contribution import Contributions, _forward_capturing, contributions_at
+from .pathway import Pathway, kth_smallest, removed_count, restrict, select_pathway
+from .sites import SiteSpec, site_hooks, site_modules
+
+INITS = ("ones", "uniform")
+GREEDY_VARIANTS = ("official", "clean")
+
+
+# --------------------------------------------------------------------------- activations
+
+
+def site_activations(model: nn.Module, inputs: Inputs, sites: SiteSpec = None) -> dict[str, Tensor]:
+    """Every site's output for ``inputs`` (site name -> tensor, batch first, forward order), from
+    one forward pass without gradients; what ``dead_fraction`` and ``active_pathway`` read."""
+    check_module(model)
+    check_eval_mode(model)
+    tensors, _ = as_input_tuple(inputs)
+    _, acts = _forward_capturing(model, tensors, site_modules(model, sites), with_grad=False)
+    return {name: act.detach() for name, act in acts.items()}
+
+
+def active_pathway(model: nn.Module, inputs: Inputs, sites: SiteSpec = None) -> Pathway:
+    """The active sub-network: per sample, every neuron whose activation is positive (official
+    ``Pruner.base_sparsity``/"Active Subnet"). Its sparsity is the fraction of dead neurons."""
+    masks = {name: act > 0 for name, act in site_activations(model, inputs, sites).items()}
+    return Pathway(masks, {"method": "active"})
+
+
+def random_pathway(
+    model: nn.Module,
+    inputs: Inputs,
+    sparsity: float,
+    seed: int = 0,
+    sites: SiteSpec = None,
+) -> Pathway:
+    """Remove the fraction ``sparsity`` of every site's neurons uniformly at random, per sample
+    (official ``Pruner.prune_random``, which removes ``floor(sparsity * size)`` per layer; here
+    ``ceil``, as everywhere in this library). Seeded: the same seed gives the same pathway."""
+    sparsity = check_sparsity(sparsity)
+    activations = site_activations(model, inputs, sites)
+    generator = torch.Generator().manual_seed(int(seed))
+    # uniform scores in (0, 1]: never 0, so no neuron counts as "zero contribution"
+    scores = {
+        name: (1.0 - torch.rand(act.shape, generator=generator, dtype=torch.float64)).to(act.device)
+        for name, act in activations.items()
+    }
+    pathway = select_pathway(scores, sparsity, scope="site")
+    pathway.settings.update(method="random", seed=int(seed))
+    return pathway
+
+
+# ----------------------------------------------------------------------- greedy pruning
+
+
+def greedy_pathway(
+    model: nn.Module,
+    inputs: Inputs,
+    sparsity: float,
+    target: Target = None,
+    step: float = 0.01,
+    variant: str = "official",
+    sites: SiteSpec = None,
+    progress: bool = True,
+) -> Pathway:
+    """Iterative Taylor pruning: remove neurons in rounds of ``step``, recomputing the Taylor
+    contributions through the pathway left after each round (official ``Pruner.prune_greedy``).
+
+    ``variant="clean"``: round ``j`` keeps the neurons that ``select_pathway`` keeps at sparsity
+    ``j * step`` from the contributions through the current pathway; removed neurons have zero
+    contribution, so they stay removed, and the last round reaches ``sparsity``.
+
+    ``variant="official"`` (default, what the paper's figures used) reproduces the official
+    rule, which differs in two ways: (1) in every round the removal threshold is the percentile of
+    the scores in which every zero score is replaced by the largest score, and only neurons with
+    ``0 < score <= threshold`` are removed; (2) every neuron with zero score is put back, so the
+    dead neurons and the neurons removed in the previous round return to the pathway. The result
+    keeps many more neurons than ``1 - sparsity`` (``Pathway.sparsity`` reports how many) and is
+    full of dead neurons. The official loop also stops one step early (its last percentile is
+    ``(iterations - 1) * step``); here the last round is at ``sparsity``.
+    """
+    check_module(model)
+    sparsity = check_sparsity(sparsity)
+    check_choice(variant, "greedy variant", GREEDY_VARIANTS)
+    if not (isinstance(step, (int, float)) and 0 < step < 1):
+        raise ValueError(f"step must be a fraction in (0, 1), e.g. 0.01; got {step!r}.")
+    modules = site_modules(model, sites)
+    tensors, _ = as_input_tuple(inputs)
+    scores = contributions_at(model, tensors, target, "taylor", modules)
+    labels = scores.targets
+    rounds = max(1, round(sparsity / step))
+    pathway = Pathway({name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items()})
+    for j in tqdm(range(1, rounds + 1), desc="greedy pruning", disable=not progress):
+        fraction = min(sparsity, j * step) if j < rounds else sparsity
+        if variant == "clean":
+            pathway = select_pathway(scores, fraction)
+        else:
+            pathway = _official_greedy_round(scores, fraction)
+        with restrict(model, pathway):
+            scores = contributions_at(model, tensors, labels, "taylor", modules)
+    pathway.settings.update(method="greedy", variant=variant, sparsity=sparsity, step=step)
+    return pathway
+
+
+def _official_greedy_round(scores: Mapping[str, Tensor], fraction: float) -> Pathway:
+    """One round of ``Pruner._mask_least_important_neurons_iterative``: the threshold is the
+    ``fraction`` quantile of the scores with zeros moved to the top; neurons with
+    ``0 < score <= threshold`` are removed, all others (zero scores included) kept."""
+    rows = {name: s.reshape(s.shape[0], -1) for name, s in scores.items()}
+    top = torch.stack([r.max(dim=1).values for r in rows.values()], dim=1).max(dim=1).values
+    lifted = [torch.where(r > 0, r, top.unsqueeze(1)) for r in rows.values()]
+    n = sum(r.shape[1] for r in lifted)
+    k = removed_count(fraction, n)
+    if k == 0:
+        return Pathway({name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items()})
+    threshold = kth_smallest(lifted, k).unsqueeze(1)
+    masks = {
+        name: ~((r > 0) & (r <= threshold)).view(scores[name].shape) for name, r in rows.items()
+    }
+    return Pathway(masks)
+
+
+# ------------------------------------------------------------------ the pruning objective
+
+
+def learned_pathway(
+    model: nn.Module,
+    inputs: Inputs,
+    sparsity: float,
+    init: str = "ones",
+    l1: float = 0.01,
+    steps: int = 1000,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    max_rounds: int = 4,
+    seed: int = 0,
+    sites: SiteSpec = None,
+    progress: bool = True,
+) -> Pathway:
+    """The pruning objective's pathway ("DGR", CDRP as re-implemented by the official code):
+    ``learned_gates`` (see there), binarised to ``sparsity`` by keeping the largest gates
+    (``select_pathway`` on the gates: zero gates go first, ties at the threshold are removed), as
+    ``Pruner.prune_dgr``. To binarise one run at several sparsities, call ``learned_gates`` once
+    and ``select_pathway(gates, s)`` for each ``s``."""
+    sparsity = check_sparsity(sparsity)
+    gates = learned_gates(
+        model, inputs, init, l1, steps, lr, momentum, max_rounds, seed, sites, progress
+    )
+    return select_pathway(gates, sparsity)
+
+
+def learned_gates(
+    model: nn.Module,
+    inputs: Inputs,
+    init: str = "ones",
+    l1: float = 0.01,
+    steps: int = 1000,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    max_rounds: int = 4,
+    seed: int = 0,
+    sites: SiteSpec = None,
+    progress: bool = True,
+) -> Contributions:
+    """The gates of the pruning objective (CDRP as the official ``cdrp/main.py`` and ``main2.py``
+    re-implement it), site name -> tensor shaped like the activation, in forward order.
+
+    Every neuron gets a gate ``g >= 0`` multiplied into its activation. Per sample the gates
+    minimise ``-sum_k p_k log q_k + l1 * sum |g|`` (``p`` the network's softmax, fixed; ``q`` the
+    gated network's) by SGD (``lr``, ``momentum``), clamped to [0, 100] after every step, for
+    ``steps`` steps; the result is the iterate with the lowest loss among those that keep the
+    prediction. ``init="ones"`` starts from 1 (``cdrp/main.py``: the first iterate is the whole
+    network, so a solution always exists); ``"uniform"`` from U(0, 1) with ``seed``
+    (``cdrp/main2.py``), and a sample without a solution continues from its gates with ``l1 /
+    10`` (momentum restarted) for up to ``max_rounds`` rounds, as ``main2.py`` (which allows
+    100). The samples of a batch are optimised together, each with its own gates and loss, so a
+    batch gives the same gates as one sample at a time. The official loss adds 1e-20 inside
+    ``log(softmax)``; ``log_softmax`` is used here (the same up to that constant).
+
+    ``settings`` records ``kept_prediction`` (per sample, whether a prediction-keeping iterate
+    was found) and ``l1_final`` (the weight of the last round) next to the arguments;
+    ``targets`` holds the predictions the gates preserve. The model's parameters and their
+    ``.grad`` are not touched.
+    """
+    check_module(model)
+    check_eval_mode(model)
+    check_choice(init, "gate init", INITS)
+    steps = check_positive_int(steps, "steps")
+    max_rounds = check_positive_int(max_rounds, "max_rounds")
+    for name, value in (("l1", l1), ("lr", lr), ("momentum", momentum)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
+    tensors, _ = as_input_tuple(inputs)
+    modules = site_modules(model, sites)
+    logits, acts = _forward_capturing(model, tensors, modules, with_grad=False)
+    batch = logits.shape[0]
+    reference = F.softmax(logits.detach(), dim=1)
+    prediction = reference.argmax(dim=1)
+    generator = torch.Generator().manual_seed(int(seed))
+    gates = {
+        name: (
+            torch.ones(act.shape, dtype=act.dtype)
+            if init == "ones"
+            else torch.rand(act.shape, generator=generator, dtype=act.dtype)
+        ).to(act.device)
+        for name, act in acts.items()
+    }
+    best = {name: g.clone() for name, g in gates.items()}
+    best_loss = torch.full((batch,), math.inf, dtype=torch.float64, device=logits.device)
+    weight = torch.full((batch,), float(l1), dtype=torch.float64, device=logits.device)
+    pending = torch.arange(batch, device=logits.device)
+    rounds_used = 0
+    bar = tqdm(total=steps, desc="learning gates", disable=not progress)
+    while pending.numel() and rounds_used < max_rounds:
+        rounds_used += 1
+        state = _GateDescent(gates, pending, lr, momentum)
+        bar.reset(total=steps)
+        for _ in range(steps):
+            current = state.gates()
+            loss, kept = _gated_loss(
+                model, tensors, modules, current, pending, reference, prediction, weight[pending]
+            )
+            better = kept & (loss.detach().double() < best_loss[pending])
+            if bool(better.any()):
+                rows = pending[better]
+                best_loss[rows] = loss.detach().double()[better]
+                for name, value in current.items():
+                    best[name][rows] = value.detach()[better]
+            state.step(torch.autograd.grad(loss.sum(), list(current.values())))
+            bar.update()
+        state.write_back(gates)
+        solved = torch.isfinite(best_loss[pending])
+        pending = pending[~solved]
+        if init == "ones":
+            break
+        weight[pending] /= 10
+    bar.close()
+    kept_prediction = torch.isfinite(best_loss)
+    for name in best:  # samples without a solution: their last gates
+        best[name][~kept_prediction] = gates[name][~kept_prediction]
+    settings = dict(
+        method="learned",
+        init=init,
+        l1=float(l1),
+        steps=steps,
+        lr=float(lr),
+        momentum=float(momentum),
+        seed=int(seed),
+        kept_prediction=kept_prediction.cpu(),
+        l1_final=weight.cpu(),
+    )
+    return Contributions(best, settings, prediction)
+
+
+class _GateDescent:
+    """SGD with momentum (PyTorch's rule: ``v = m v + g; w -= lr v``) on the gates of the samples
+    ``rows``, each element independent, with the clamp to [0, 100] after every step."""
+
+    def __init__(self, gates: dict[str, Tensor], rows: Tensor, lr: float, momentum: float):
+        self.rows = rows
+        self.values = {name: g[rows].clone() for name, g in gates.items()}
+        self.velocity: dict[str, Tensor] | None = None
+        self.lr, self.momentum = lr, momentum
+
+    def gates(self) -> dict[str, Tensor]:
+        return {name: v.detach().requires_grad_(True) for name, v in self.values.items()}
+
+    def step(self, grads: tuple[Tensor | None, ...]) -> None:
+        grads = [torch.zeros_like(v) if g is None else g for g, v in zip(grads, self.values.values())]
+        if self.velocity is None:
+            self.velocity = {name: g.clone() for name, g in zip(self.values, grads)}
+        else:
+            for v, g in zip(self.velocity.values(), grads):
+                v.mul_(self.momentum).add_(g)
+        for name, value in self.values.items():
+            value.sub_(self.lr * self.velocity[name]).clamp_(0.0, 100.0)
+
+    def write_back(self, gates: dict[str, Tensor]) -> None:
+        for name, value in self.values.items():
+            gates[name][self.rows] = value
+
+
+def _gated_loss(
+    model: nn.Module,
+    tensors: tuple[Tensor, ...],
+    modules: dict[str, nn.Module],
+    gates: dict[str, Tensor],
+    rows: Tensor,
+    reference: Tensor,
+    prediction: Tensor,
+    weight: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Per sample of ``rows``: the pruning objective and whether the gated network keeps the
+    prediction."""
+
+    def gate(name: str, output: Tensor) -> Tensor:
+        return output * gates[name]
+
+    subset = tuple(t[rows].detach() for t in tensors)
+    with torch.enable_grad(), site_hooks(model, gate, modules, batch_size=rows.numel()):
+        logits = check_logits(model(*subset), rows.numel())
+    distillation = -(reference[rows] * F.log_softmax(logits, dim=1)).sum(dim=1)
+    sparsity_term = sum(g.abs().flatten(1).sum(dim=1) for g in gates.values())
+    loss = distillation + weight.to(logits.dtype) * sparsity_term
+    return loss, logits.detach().argmax(dim=1) == prediction[rows]
+
+
+# --------------------------------------------------------------------------- measures
+
+
+def jaccard(a: Pathway, b: Pathway, by_site: bool = False) -> Tensor | dict[str, Tensor]:
+    """Intersection over union of two pathways per sample (per site with ``by_site``), as the
+    official ``path_analysis.py``; ``Pathway.iou``."""
+    return a.iou(b, by_site=by_site)
+
+
+def dead_fraction(
+    pathway: Pathway, activations: Mapping[str, Tensor], by_site: bool = False
+) -> Tensor | dict[str, Tensor]:
+    """Per sample, the fraction of the pathway's neurons that are dead for that input
+    (activation <= 0, so they pass no information about it); per site with ``by_site``.
+    ``activations`` is ``site_activations(model, inputs)``. NaN where the pathway is empty."""
+    if not isinstance(pathway, Pathway):
+        raise TypeError(f"dead_fraction needs a Pathway, got {type(pathway).__name__}.")
+    missing = [name for name in pathway.sites if name not in activations]
+    if missing:
+        raise ValueError(
+            f"activations lack the sites {missing[:5]}; compute them with "
+            "site_activations(model, inputs) on the pathway's model and inputs."
+        )
+    dead, kept = {}, {}
+    for name, mask in pathway.masks.items():
+        act = activations[name].to(mask.device)
+        if act.shape != mask.shape:
+            raise ValueError(
+                f"activations['{name}'] has shape {tuple(act.shape)}, the mask {tuple(mask.shape)}; "
+                "use the activations of the same inputs."
+            )
+        kept[name] = mask.flatten(1).sum(dim=1, dtype=torch.float64)
+        dead[name] = (mask & (act <= 0)).flatten(1).sum(dim=1, dtype=torch.float64)
+    if by_site:
+        return {name: dead[name] / kept[name] for name in dead}
+    return sum(dead.values()) / sum(kept.values())
+
+
+@dataclass(frozen=True)
+class Preservation:
+    """How well a pathway preserves the network's output, per sample (official
+    ``prune_neuron_mct`` return value): the target's softmax probability through the whole
+    network and through the pathway, ``relative_change = |p_pathway - p_original| / p_original``,
+    and whether the pathway keeps the network's predicted class."""
+
+    target: Tensor
+    p_original: Tensor
+    p_pathway: Tensor
+    relative_change: Tensor
+    prediction_kept: Tensor
+
+
+def output_preservation(
+    model: nn.Module, inputs: Inputs, pathway: Pathway, target: Target = None
+) -> Preservation:
+    """Compare the outputs of the whole network and of the network restricted to ``pathway``
+    (``target=None``: each sample's predicted class)."""
+    check_module(model)
+    check_eval_mode(model)
+    tensors, _ = as_input_tuple(inputs)
+    with torch.no_grad():
+        original = check_logits(model(*tensors), tensors[0].shape[0])
+        with restrict(model, pathway):
+            restricted = check_logits(model(*tensors), tensors[0].shape[0])
+    labels = resolve_target(target, original)
+    p_original = F.softmax(original.double(), dim=1).gather(1, labels.view(-1, 1)).squeeze(1)
+    p_pathway = F.softmax(restricted.double(), dim=1).gather(1, labels.view(-1, 1)).squeeze(1)
+    return Preservation(
+        target=labels,
+        p_original=p_original,
+        p_pathway=p_pathway,
+        relative_change=(p_pathway - p_original).abs() / p_original,
+        prediction_kept=restricted.argmax(dim=1) == original.argmax(dim=1),
+    )
+
+
+def decode_pathway(
+    model: nn.Module,
+    pathway: Pathway,
+    target: Target,
+    like: Tensor,
+    bounds: tuple[float, float],
+    steps: int = 512,
+    lr: float = 0.05,
+    seed: int = 0,
+    progress: bool = True,
+) -> Tensor:
+    """What input the pathway itself encodes: gradient ascent in pixel space on the ``target``
+    logit of the network restricted to ``pathway`` (official ``path_decoding.py``, lucent with a
+    plain pixel parameterisation and no transforms).
+
+    Each sample of the batch decodes through its own pathway. The image is ``low + (high - low) *
+    sigmoid(w)`` (``bounds = (low, high)`` in the model's input space, so it never leaves the
+    valid range), ``w`` starts at ``N(0, 0.01^2)`` around the neutral mid-grey, shaped like
+    ``like``; Adam with ``lr`` for ``steps`` steps, as lucent's ``render_vis``. Returns the
+    decoded inputs (detached, shaped like ``like``).
+    """
+    check_module(model)
+    check_eval_mode(model)
+    steps = check_positive_int(steps, "steps")
+    if not isinstance(like, Tensor) or not like.is_floating_point():
+        raise TypeError("like must be a float tensor shaped like a batch of the model's inputs.")
+    if like.shape[0] != pathway.batch_size:
+        raise ValueError(
+            f"like has batch {like.shape[0]} but the pathway {pathway.batch_size}; each decoded "
+            "input runs through its own sample's pathway."
+        )
+    low, high = (float(b) for b in bounds)
+    if not low < high:
+        raise ValueError(f"bounds must be (low, high) with low < high, got {bounds!r}.")
+    generator = torch.Generator().manual_seed(int(seed))
+    weights = (torch.randn(like.shape, generator=generator, dtype=like.dtype) * 0.01).to(like.device)
+    weights.requires_grad_(True)
+    optimiser = torch.optim.Adam([weights], lr=lr)
+    labels = None
+    with restrict(model, pathway), torch.enable_grad():
+        for _ in tqdm(range(steps), desc="decoding pathways", disable=not progress):
+            image = low + (high - low) * torch.sigmoid(weights)
+            logits = check_logits(model(image), like.shape[0])
+            if labels is None:
+                labels = resolve_target(target, logits)
+            objective = logits.gather(1, labels.view(-1, 1)).sum()
+            (grad,) = torch.autograd.grad(-objective, [weights])
+            weights.grad = grad
+            optimiser.step()
+    return (low + (high - low) * torch.sigmoid(weights)).detach()
