@@ -138,7 +138,11 @@ def _capture_once(
         captured[name] = (output, output._version)
         return output.clone() if copy else None
 
-    leaves = tuple(t.detach().requires_grad_(with_grad) for t in tensors)
+    # without gradients the leaves are copies, so an in-place first layer cannot write into the
+    # caller's inputs (with gradients autograd refuses in-place edits of a leaf)
+    leaves = tuple(
+        t.detach().requires_grad_(True) if with_grad else t.detach().clone() for t in tensors
+    )
     batch = leaves[0].shape[0]
     with torch.set_grad_enabled(with_grad), site_hooks(model, capture, modules, batch_size=batch):
         logits = check_logits(model(*leaves), batch)

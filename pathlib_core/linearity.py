@@ -111,8 +111,10 @@ def linear_radius(
 
     Every ReLU/ReLU6 module must be a site of the pathway (their states define the linear
     region); max-pooling must have ``kernel_size == stride`` and no padding; other leaf modules
-    must be affine (convolutions, linear, batch norm in eval mode, average pooling, flatten,
-    dropout in eval mode). Functional nonlinearities inside a module's ``forward`` are not seen.
+    must be affine (convolutions, linear, batch norm with running statistics, average pooling,
+    flatten, dropout in eval mode). A nonlinear function called outside these modules (a
+    functional ``F.relu`` or ``torch.clamp`` inside some ``forward``) would add constraints this
+    computation cannot see, so it is detected during the pass and refused.
     Cost per sample: ``inputs[0].numel()`` dual forward passes, ``chunk`` at a time.
     """
     check_module(model)
@@ -120,6 +122,16 @@ def linear_radius(
     (x,), _ = as_input_tuple(inputs)
     chunk = check_positive_int(chunk, "chunk")
     modules = _check_piecewise_linear(model, pathway)
+    if pathway is not None:
+        if not isinstance(pathway, Pathway):
+            raise TypeError(f"pathway must be a Pathway or None, got {type(pathway).__name__}.")
+        first = next(iter(pathway.masks.values()))
+        if pathway.batch_size != x.shape[0] or first.device != x.device:
+            raise ValueError(
+                f"the pathway holds {pathway.batch_size} samples on {first.device}, the inputs "
+                f"{x.shape[0]} on {x.device}; a pathway belongs to its batch of inputs (select "
+                "samples with pathway[indices], move it with pathway.to(device))."
+            )
     directions = x[0].numel()
     per_sample = []
     for b in tqdm(range(x.shape[0]), desc="linear radius", disable=not progress):
@@ -129,8 +141,14 @@ def linear_radius(
             count = min(chunk, directions - start)
             basis = torch.zeros(count, directions, dtype=x.dtype, device=x.device)
             basis[torch.arange(count), torch.arange(start, start + count)] = 1.0
-            primal = x[b : b + 1].detach().expand(count, *x.shape[1:]).contiguous()
-            with torch.no_grad(), forward_ad.dual_level(), tracker.hooks(model):
+            # a copy: an in-place first layer must not write into the caller's inputs
+            primal = x[b : b + 1].detach().repeat(count, *[1] * (x.dim() - 1))
+            with (
+                torch.no_grad(),
+                forward_ad.dual_level(),
+                tracker.hooks(model),
+                _NoHiddenNonlinearity(model),
+            ):
                 model(forward_ad.make_dual(primal, basis.view(count, *x.shape[1:])))
         per_sample.append(tracker.radii())
     names = list(per_sample[0])
@@ -149,13 +167,19 @@ def _check_piecewise_linear(model: nn.Module, pathway: Pathway | None) -> dict[s
         if next(module.children(), None) is not None or isinstance(module, SITE_TYPES):
             continue
         if isinstance(module, nn.MaxPool2d):
-            if module.kernel_size != module.stride or module.padding not in (0, (0, 0)) or (
-                module.dilation not in (1, (1, 1)) or module.ceil_mode
-            ):
+            if _pair(module.kernel_size) != _pair(module.stride) or _pair(module.padding) != (
+                0,
+                0,
+            ) or _pair(module.dilation) != (1, 1) or module.ceil_mode:
                 raise ValueError(
                     f"'{name}' is a MaxPool2d with overlapping or padded windows; linear_radius "
                     "supports kernel_size == stride without padding. Use linearity_profile."
                 )
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is None:
+            raise ValueError(
+                f"'{name}' is a batch norm without running statistics: it normalises with the "
+                "batch's own statistics, which is not affine in one input."
+            )
         elif not isinstance(module, _AFFINE):
             raise ValueError(
                 f"'{name}' ({type(module).__name__}) is not known to be affine, so the exact "
@@ -170,6 +194,59 @@ def _check_piecewise_linear(model: nn.Module, pathway: Pathway | None) -> dict[s
                 "so select the pathway over all ReLU modules (sites=None)."
             )
     return relus
+
+
+def _pair(value: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+# Functions that are not affine; called outside a site or pooling module they would be missed.
+_NONLINEAR_NAMES = frozenset(
+    "relu relu_ relu6 hardtanh hardtanh_ threshold threshold_ clamp clamp_ clip clip_ "
+    "max_pool1d max_pool2d max_pool3d max_pool1d_with_indices max_pool2d_with_indices "
+    "adaptive_max_pool1d adaptive_max_pool2d maximum minimum max min amax amin abs abs_ where "
+    "sign gelu silu mish sigmoid tanh softmax log_softmax elu selu celu leaky_relu hardswish "
+    "hardsigmoid softplus round floor ceil".split()
+)
+
+
+class _NoHiddenNonlinearity(torch.overrides.TorchFunctionMode):
+    """Raise when a nonlinear torch function runs outside the calls of the site and pooling
+    modules (whose constraints the tracker records)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.depth = 0
+        self.handles: list = []
+
+    def __enter__(self):
+        for module in self.model.modules():
+            if isinstance(module, (*SITE_TYPES, nn.MaxPool2d)):
+                self.handles.append(module.register_forward_pre_hook(self._enter))
+                self.handles.append(module.register_forward_hook(self._leave))
+        return super().__enter__()
+
+    def _enter(self, *_: object) -> None:
+        self.depth += 1
+
+    def _leave(self, *_: object) -> None:
+        self.depth -= 1
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if self.depth == 0 and name in _NONLINEAR_NAMES:
+            raise ValueError(
+                f"the forward pass calls the nonlinear function '{name}' outside an nn.ReLU, "
+                "nn.ReLU6 or nn.MaxPool2d module, so its kinks cannot be counted; replace it by "
+                "such a module, or use linearity_profile."
+            )
+        return func(*args, **(kwargs or {}))
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self.handles:
+            handle.remove()
+        super().__exit__(*exc)
 
 
 class _ConstraintTracker:

@@ -116,8 +116,9 @@ def greedy_pathway(
     ``0 < score <= threshold`` are removed; (2) every neuron with zero score is put back, so the
     dead neurons and the neurons removed in the previous round return to the pathway. The result
     keeps many more neurons than ``1 - sparsity`` (``Pathway.sparsity`` reports how many) and is
-    full of dead neurons. The official loop also stops one step early (its last percentile is
-    ``(iterations - 1) * step``); here the last round is at ``sparsity``.
+    full of dead neurons. The official loop also runs a round at percentile 0 (removing the
+    neuron(s) with the smallest positive score) and stops one step early (its last percentile is
+    ``(iterations - 1) * step``); here the rounds are at ``step, 2 step, ..., sparsity``.
     """
     check_module(model)
     sparsity = check_sparsity(sparsity)
@@ -136,8 +137,9 @@ def greedy_pathway(
             pathway = select_pathway(scores, fraction)
         else:
             pathway = _official_greedy_round(scores, fraction)
-        with restrict(model, pathway):
-            scores = contributions_at(model, tensors, labels, "taylor", modules)
+        if j < rounds:
+            with restrict(model, pathway):
+                scores = contributions_at(model, tensors, labels, "taylor", modules)
     pathway.settings.update(method="greedy", variant=variant, sparsity=sparsity, step=step)
     return pathway
 
@@ -211,10 +213,10 @@ def learned_gates(
     ``steps`` steps; the result is the iterate with the lowest loss among those that keep the
     prediction. ``init="ones"`` starts from 1 (``cdrp/main.py``: the first iterate is the whole
     network, so a solution always exists); ``"uniform"`` from U(0, 1) with ``seed``
-    (``cdrp/main2.py``), and a sample without a solution continues from its gates with ``l1 /
-    10`` (momentum restarted) for up to ``max_rounds`` rounds, as ``main2.py`` (which allows
-    100). The samples of a batch are optimised together, each with its own gates and loss, so a
-    batch gives the same gates as one sample at a time. The official loss adds 1e-20 inside
+    (``cdrp/main2.py``; every sample starts from the same draw), and a sample without a solution
+    continues from its gates and momentum with ``l1 / 10`` for up to ``max_rounds`` rounds, as
+    ``main2.py`` (which allows 100). The samples of a batch are optimised together, each with
+    its own gates and loss, so a batch gives the same gates as one sample at a time. The official loss adds 1e-20 inside
     ``log(softmax)``; ``log_softmax`` is used here (the same up to that constant).
 
     ``settings`` records ``kept_prediction`` (per sample, whether a prediction-keeping iterate
@@ -236,15 +238,19 @@ def learned_gates(
     batch = logits.shape[0]
     reference = F.softmax(logits.detach(), dim=1)
     prediction = reference.argmax(dim=1)
+    # every sample starts from the same draw, so a sample's gates do not depend on its batch
     generator = torch.Generator().manual_seed(int(seed))
     gates = {
         name: (
             torch.ones(act.shape, dtype=act.dtype)
             if init == "ones"
-            else torch.rand(act.shape, generator=generator, dtype=act.dtype)
+            else torch.rand((1, *act.shape[1:]), generator=generator, dtype=act.dtype).expand(
+                act.shape
+            ).clone()
         ).to(act.device)
         for name, act in acts.items()
     }
+    velocity: dict[str, Tensor] = {}
     best = {name: g.clone() for name, g in gates.items()}
     best_loss = torch.full((batch,), math.inf, dtype=torch.float64, device=logits.device)
     weight = torch.full((batch,), float(l1), dtype=torch.float64, device=logits.device)
@@ -253,7 +259,7 @@ def learned_gates(
     bar = tqdm(total=steps, desc="learning gates", disable=not progress)
     while pending.numel() and rounds_used < max_rounds:
         rounds_used += 1
-        state = _GateDescent(gates, pending, lr, momentum)
+        state = _GateDescent(gates, pending, lr, momentum, velocity or None)
         bar.reset(total=steps)
         for _ in range(steps):
             current = state.gates()
@@ -268,10 +274,10 @@ def learned_gates(
                     best[name][rows] = value.detach()[better]
             state.step(torch.autograd.grad(loss.sum(), list(current.values())))
             bar.update()
-        state.write_back(gates)
+        state.write_back(gates, velocity)
         solved = torch.isfinite(best_loss[pending])
         pending = pending[~solved]
-        if init == "ones":
+        if init == "ones" or rounds_used == max_rounds:
             break
         weight[pending] /= 10
     bar.close()
@@ -296,10 +302,17 @@ class _GateDescent:
     """SGD with momentum (PyTorch's rule: ``v = m v + g; w -= lr v``) on the gates of the samples
     ``rows``, each element independent, with the clamp to [0, 100] after every step."""
 
-    def __init__(self, gates: dict[str, Tensor], rows: Tensor, lr: float, momentum: float):
+    def __init__(
+        self,
+        gates: dict[str, Tensor],
+        rows: Tensor,
+        lr: float,
+        momentum: float,
+        velocity: dict[str, Tensor] | None,
+    ):
         self.rows = rows
         self.values = {name: g[rows].clone() for name, g in gates.items()}
-        self.velocity: dict[str, Tensor] | None = None
+        self.velocity = None if velocity is None else {n: v[rows].clone() for n, v in velocity.items()}
         self.lr, self.momentum = lr, momentum
 
     def gates(self) -> dict[str, Tensor]:
@@ -315,9 +328,14 @@ class _GateDescent:
         for name, value in self.values.items():
             value.sub_(self.lr * self.velocity[name]).clamp_(0.0, 100.0)
 
-    def write_back(self, gates: dict[str, Tensor]) -> None:
+    def write_back(self, gates: dict[str, Tensor], velocity: dict[str, Tensor]) -> None:
+        """Store the rows' gates and momentum into the full-batch tensors."""
         for name, value in self.values.items():
             gates[name][self.rows] = value
+            if self.velocity is not None:
+                velocity.setdefault(name, torch.zeros_like(gates[name]))[self.rows] = (
+                    self.velocity[name]
+                )
 
 
 def _gated_loss(
@@ -451,6 +469,11 @@ def decode_pathway(
         raise ValueError(
             f"like has batch {like.shape[0]} but the pathway {pathway.batch_size}; each decoded "
             "input runs through its own sample's pathway."
+        )
+    if target is None:
+        raise ValueError(
+            "decode_pathway needs the class to decode (an int, a list or a tensor, e.g. the "
+            "targets the pathway was selected for); there is no prediction of a blank start."
         )
     low, high = (float(b) for b in bounds)
     if not low < high:

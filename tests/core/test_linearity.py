@@ -51,7 +51,7 @@ def _constraints(model, x, masks, winners=None):
             relu_index += 1
             continue
         if isinstance(layer, nn.MaxPool2d):
-            k = layer.kernel_size
+            k = layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]
             n, c, hh, ww = h.shape
             win = h.reshape(n, c, hh // k, k, ww // k, k).permute(0, 1, 2, 4, 3, 5)
             win = win.reshape(n, c, hh // k, ww // k, k * k)
@@ -297,3 +297,52 @@ def test_bad_radii_are_refused():
     model, x = _cases()["relu6 mlp"]
     with pytest.raises(ValueError, match="radii"):
         linearity.linearity_profile(model, x, radii=[0.0, 1.0])
+
+
+class _FunctionalRelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.relu, self.b = nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 4)
+        self.c = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.c(torch.relu(self.b(self.relu(self.a(x)))))
+
+
+def test_a_hidden_functional_relu_is_refused_and_hooks_are_removed():
+    torch.manual_seed(0)
+    model = _FunctionalRelu().double().eval()
+    before = toy.model_state(model)
+    with pytest.raises(ValueError, match="'relu' outside"):
+        linearity.linear_radius(model, torch.randn(2, 3, dtype=torch.float64))
+    toy.assert_same_state(before, toy.model_state(model))
+
+
+def test_inputs_are_never_written_even_with_an_in_place_first_relu():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.ReLU(inplace=True), nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+    model = model.double().eval()
+    x = torch.randn(2, 4, dtype=torch.float64)
+    kept = x.clone()
+    one = linearity.linear_radius(model, x, chunk=1)
+    assert torch.equal(x, kept)
+    assert torch.allclose(one.radius, linearity.linear_radius(model, x, chunk=4).radius)
+
+
+def test_a_pathway_of_other_inputs_is_refused():
+    model, x = _cases()["cnn"]
+    pathway = select_pathway(neuron_contributions(model, x), 0.5)
+    with pytest.raises(ValueError, match="belongs to its batch"):
+        linearity.linear_radius(model, x[:1], pathway)
+
+
+def test_pooling_given_as_tuples_is_accepted_and_batch_statistics_refused():
+    torch.manual_seed(0)
+    pool = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d((2, 2), (2, 2)),
+                         nn.Flatten(), nn.Linear(2 * 4 * 4, 2)).double().eval()
+    x = torch.randn(1, 1, 8, 8, dtype=torch.float64)
+    assert linearity.linear_radius(pool, x).radius.item() == pytest.approx(_hand_radius(pool, x))
+    batch_stats = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, track_running_stats=False),
+                                nn.ReLU(), nn.Linear(4, 2)).double().eval()
+    with pytest.raises(ValueError, match="running statistics"):
+        linearity.linear_radius(batch_stats, torch.randn(2, 3, dtype=torch.float64))

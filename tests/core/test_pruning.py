@@ -84,6 +84,12 @@ def test_learned_pathway_uniform_init_is_seeded_and_keeps_the_prediction():
     assert not all(torch.equal(m, n) for m, n in zip(_masks(a), _masks(c)))
     assert (a.sparsity >= 0.8 - 1e-12).all()
     assert a.settings["init"] == "uniform" and a.settings["l1_final"].shape == (3,)
+    # each sample starts from the same draw: its gates do not depend on the batch
+    for i in range(3):
+        alone = pruning.learned_pathway(
+            model, x[i : i + 1], 0.8, init="uniform", steps=30, seed=3, progress=False
+        )
+        assert all(torch.equal(m[i : i + 1], n) for m, n in zip(_masks(a), _masks(alone)))
 
 
 def test_learned_pathway_retries_with_a_smaller_l1_when_no_iterate_keeps_the_prediction(
@@ -104,6 +110,13 @@ def test_learned_pathway_retries_with_a_smaller_l1_when_no_iterate_keeps_the_pre
     assert pathway.settings["kept_prediction"].all()
     assert torch.allclose(pathway.settings["l1_final"], torch.full((3,), 0.001, dtype=torch.float64))
     assert weights_seen == [0.01] * 4 + [0.001] * 4
+    # a sample that never keeps the prediction reports the last weight actually used
+    monkeypatch.setattr(pruning, "_gated_loss", lambda *a: (original(*a)[0], original(*a)[1] & False))
+    never = pruning.learned_pathway(
+        model, x, 0.5, init="uniform", steps=2, max_rounds=3, progress=False
+    )
+    assert not never.settings["kept_prediction"].any()
+    assert torch.allclose(never.settings["l1_final"], torch.full((3,), 1e-4, dtype=torch.float64))
     # init="ones" needs no retry: its first iterate is the whole network
     monkeypatch.setattr(pruning, "_gated_loss", original)
     ones = pruning.learned_pathway(model, x, 0.5, steps=4, progress=False)
@@ -260,6 +273,13 @@ def test_decode_pathway_raises_the_target_logit_within_bounds():
     "call, error, match",
     [
         (lambda m, x: pruning.learned_pathway(m, x, 90), ValueError, "0.9"),
+        (
+            lambda m, x: pruning.decode_pathway(
+                m, pruning.active_pathway(m, x), None, like=x, bounds=(0, 1)
+            ),
+            ValueError,
+            "class to decode",
+        ),
         (lambda m, x: pruning.learned_pathway(m, x, 0.5, init="zeros"), ValueError, "ones"),
         (lambda m, x: pruning.learned_pathway(m, x, 0.5, steps=0), ValueError, "steps"),
         (lambda m, x: pruning.greedy_pathway(m, x, 0.5, step=0), ValueError, "step"),
@@ -296,3 +316,15 @@ def test_the_official_percentile_and_ours_agree_away_from_ties():
     threshold = np.percentile(scores.numpy().ravel(), 90)
     official = torch.from_numpy(scores.numpy() > threshold)
     assert torch.equal(pathway.masks["s"], official)
+
+
+def test_an_in_place_first_relu_never_writes_into_the_inputs():
+    model = torch.nn.Sequential(
+        torch.nn.ReLU(inplace=True), torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2)
+    ).double().eval()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    kept = x.clone()
+    pruning.site_activations(model, x)
+    pruning.active_pathway(model, x)
+    pruning.random_pathway(model, x, 0.5)
+    assert torch.equal(x, kept)
