@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "MNIST_MEAN", "MNIST_STD", "MNIST_SPLIT_SEED", "mnist", "mnist_to_display",
+    "interleaved_by_class",
     "PHOTO_MEAN", "PHOTO_STD", "PHOTO_SIZE", "photo_names", "photo", "photos", "photo_to_display",
     "imagenet_classes",
 ]
@@ -89,6 +90,19 @@ def mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"Unknown MNIST split {split!r}; use one of {list(_SPLITS)}.")
     images, labels = _mnist_arrays()[split]
     return images.clone(), labels.clone()
+
+
+def interleaved_by_class(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of the first ``n`` samples taken from each class in turn (class 0, 1, ..., 9, 0,
+    1, ...), each class in its stored order: a class-balanced subset of any size."""
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 1:
+        raise TypeError("labels must be a 1-D tensor of class indices.")
+    classes = int(labels.max()) + 1
+    rank = torch.empty_like(labels)
+    for c in range(classes):
+        members = torch.nonzero(labels == c).flatten()
+        rank[members] = torch.arange(len(members)) * classes + c
+    return torch.argsort(rank)[:n]
 
 
 def mnist_to_display(images: torch.Tensor) -> np.ndarray:

@@ -90,3 +90,13 @@ def test_imagenet_classes():
     classes = data.imagenet_classes()
     assert len(classes) == 1000
     assert classes[0] == "tench" and classes[967] == "espresso" and classes[285] == "Egyptian cat"
+
+
+def test_interleaved_by_class_takes_the_classes_in_turn():
+    labels = torch.tensor([2, 0, 0, 1, 2, 1, 0])
+    picked = data.interleaved_by_class(labels, 5)
+    assert labels[picked].tolist() == [0, 1, 2, 0, 1]
+    assert picked.tolist() == [1, 3, 0, 2, 5]
+    _, test_labels = data.mnist("test")
+    counts = torch.bincount(test_labels[data.interleaved_by_class(test_labels, 64)], minlength=10)
+    assert counts.tolist() == [7] * 4 + [6] * 6
