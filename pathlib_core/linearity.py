@@ -13,9 +13,9 @@ window the constraints are the margins ``u_win - u_j`` between its winner and ea
 Removed neurons output 0 whatever the input, so they impose nothing: a pathway is linear on a
 larger ball than the whole network when the neurons it removes are the ones closest to a kink.
 
-- ``linear_radius``: ``r(x)`` exactly, with the Jacobian of every constraint computed in forward
-  mode (one dual forward pass per input direction, batched), for models small enough to afford
-  ``input size`` forward passes per sample (the MNIST CNN).
+- ``linear_radius``: ``r(x)`` exactly. The Jacobian of every constraint is pushed forward one
+  input direction at a time (batched) through the network with its pattern at ``x`` frozen, for
+  models small enough to afford ``input size`` forward passes per sample (the MNIST CNN).
 - ``linearity_profile``: for any model (EfficientNet-Lite0), the relative first-order error and
   the fraction of kept neurons that change state at ``x + r d`` for radii ``r`` along random and
   gradient-aligned unit directions ``d``.
@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.autograd import forward_ad
 from tqdm import tqdm
 
 from ._validation import (
@@ -115,7 +114,8 @@ def linear_radius(
     flatten, dropout in eval mode). A nonlinear function called outside these modules (a
     functional ``F.relu`` or ``torch.clamp`` inside some ``forward``) would add constraints this
     computation cannot see, so it is detected during the pass and refused.
-    Cost per sample: ``inputs[0].numel()`` dual forward passes, ``chunk`` at a time.
+    Cost: one forward pass of the batch, then per sample ``inputs[0].numel()`` forward passes of
+    the frozen-pattern network (no biases), ``chunk`` at a time.
     """
     check_module(model)
     check_eval_mode(model)
@@ -132,29 +132,50 @@ def linear_radius(
                 f"{x.shape[0]} on {x.device}; a pathway belongs to its batch of inputs (select "
                 "samples with pathway[indices], move it with pathway.to(device))."
             )
+    masks = None if pathway is None else pathway.masks
+    tracker = _ConstraintTracker(modules)
+    with torch.no_grad():  # the pattern at x: one masked forward pass of the whole batch
+        with tracker.recording(model), _NoHiddenNonlinearity(model), _maybe_restrict(model, pathway):
+            model(x.detach().clone())  # a copy: an in-place first layer must not write into x
+    linear_part = _linear_part_parameters(model)
     directions = x[0].numel()
     per_sample = []
     for b in tqdm(range(x.shape[0]), desc="linear radius", disable=not progress):
-        masks = None if pathway is None else {n: m[b : b + 1] for n, m in pathway.masks.items()}
-        tracker = _ConstraintTracker(modules, masks)
-        for start in range(0, directions, chunk):
-            count = min(chunk, directions - start)
-            basis = torch.zeros(count, directions, dtype=x.dtype, device=x.device)
-            basis[torch.arange(count), torch.arange(start, start + count)] = 1.0
-            # a copy: an in-place first layer must not write into the caller's inputs
-            primal = x[b : b + 1].detach().repeat(count, *[1] * (x.dim() - 1))
-            with (
-                torch.no_grad(),
-                forward_ad.dual_level(),
-                tracker.hooks(model),
-                _NoHiddenNonlinearity(model),
-            ):
-                model(forward_ad.make_dual(primal, basis.view(count, *x.shape[1:])))
-        per_sample.append(tracker.radii())
+        with torch.no_grad(), tracker.propagating(model, b, masks):
+            for start in range(0, directions, chunk):
+                count = min(chunk, directions - start)
+                basis = torch.zeros(count, directions, dtype=x.dtype, device=x.device)
+                basis[torch.arange(count), torch.arange(start, start + count)] = 1.0
+                torch.func.functional_call(
+                    model, linear_part, (basis.view(count, *x.shape[1:]),), strict=False
+                )
+        per_sample.append(tracker.radii(b, masks))
     names = list(per_sample[0])
     by_constraint = {n: torch.stack([r[n] for r in per_sample]) for n in names}
     radius = torch.stack(list(by_constraint.values()), dim=1).min(dim=1).values
     return LinearRadius(radius, by_constraint, dict(tracker.kinds))
+
+
+@contextmanager
+def _maybe_restrict(model: nn.Module, pathway: Pathway | None) -> Iterator[None]:
+    if pathway is None:
+        yield
+    else:
+        with restrict(model, pathway):
+            yield
+
+
+def _linear_part_parameters(model: nn.Module) -> dict[str, Tensor]:
+    """Zero biases (and zero running means of batch norms): with these, the affine modules compute
+    their linear part, so the frozen-pattern network maps a direction v to J v exactly."""
+    zeros: dict[str, Tensor] = {}
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        if isinstance(module, _AFFINE) and isinstance(getattr(module, "bias", None), Tensor):
+            zeros[prefix + "bias"] = torch.zeros_like(module.bias)
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            zeros[prefix + "running_mean"] = torch.zeros_like(module.running_mean)
+    return zeros
 
 
 def _check_piecewise_linear(model: nn.Module, pathway: Pathway | None) -> dict[str, nn.Module]:
@@ -250,25 +271,25 @@ class _NoHiddenNonlinearity(torch.overrides.TorchFunctionMode):
 
 
 class _ConstraintTracker:
-    """Hooks that, over the chunks of input directions of one sample, accumulate for every
-    constraint its value at ``x`` (the primal) and the squared norm of its input gradient (the
-    sum over directions of the squared tangents)."""
+    """Hooks for the two passes of ``linear_radius``.
 
-    def __init__(self, relus: dict[str, nn.Module], masks: dict[str, Tensor] | None):
+    ``recording``: at the inputs (the whole batch, masked), keep every constraint's value: the
+    pre-activation of each ReLU/ReLU6 call and, for each max-pooling call, its winners and the
+    margins ``u_win - u_j``. ``propagating``: for one sample, freeze that pattern (each unit
+    multiplies its input by its derivative times its mask, each pooling window passes its winner)
+    so that, with zero biases, a forward pass maps input directions to the constraints' tangents;
+    their squares, summed over all directions, are the squared norms of the constraints' input
+    gradients. Half the work of dual numbers: no primal is carried along."""
+
+    def __init__(self, relus: dict[str, nn.Module]):
         self.relus = relus
-        self.masks = masks
         self.values: dict[str, Tensor] = {}
-        self.squares: dict[str, Tensor] = {}
+        self.winners: dict[str, Tensor] = {}
         self.kinds: dict[str, str] = {}
-
-    def _add(self, name: str, value: Tensor, tangent: Tensor, kind: str) -> None:
-        self.values[name] = value
-        self.kinds[name] = kind
-        square = tangent.square().sum(dim=0)
-        self.squares[name] = self.squares[name] + square if name in self.squares else square
+        self.squares: dict[str, Tensor] = {}
 
     @contextmanager
-    def hooks(self, model: nn.Module) -> Iterator[None]:
+    def _hooks(self, model: nn.Module, on_relu, on_pool, after=None) -> Iterator[None]:
         counts: dict[str, int] = {}
         handles = [model.register_forward_pre_hook(lambda *_: counts.clear())]
 
@@ -277,43 +298,78 @@ class _ConstraintTracker:
             counts[module_name] = call + 1
             return module_name if call == 0 else f"{module_name}#{call}"
 
-        def on_relu(module_name: str, module: nn.Module):
-            def hook(_: nn.Module, args: tuple) -> None:
-                primal, tangent = forward_ad.unpack_dual(args[0])
-                kind = "relu6" if isinstance(module, nn.ReLU6) else "relu"
-                self._add(call_name(module_name), primal[0].clone(), tangent, kind)
-
-            return hook
-
-        def on_pool(module_name: str, module: nn.MaxPool2d):
-            def hook(_: nn.Module, args: tuple) -> None:
-                primal, tangent = forward_ad.unpack_dual(args[0])
-                windows = _windows(primal[:1], module.kernel_size)[0]
-                winner = windows.argmax(dim=-1, keepdim=True)
-                margin = windows.gather(-1, winner) - windows
-                spread = _windows(tangent, module.kernel_size)
-                spread = spread.gather(-1, winner.expand_as(spread)) - spread
-                self._add(call_name(module_name), margin, spread, "pool")
-
-            return hook
+        def pre(module_name: str, module: nn.Module, fn):
+            return lambda _, args: fn(call_name(module_name), module, args[0])
 
         try:
             for name, module in model.named_modules():
                 if name in self.relus:
-                    handles.append(module.register_forward_pre_hook(on_relu(name, module)))
+                    handles.append(module.register_forward_pre_hook(pre(name, module, on_relu)))
                 elif isinstance(module, nn.MaxPool2d):
-                    handles.append(module.register_forward_pre_hook(on_pool(name, module)))
-            if self.masks is not None:
-                masks = self.masks
-                handles.append(_mask_hooks(model, self.relus, masks))
+                    handles.append(module.register_forward_pre_hook(pre(name, module, on_pool)))
+                else:
+                    continue
+                if after is not None:
+                    handles.append(module.register_forward_hook(after))
             yield
         finally:
             for handle in handles:
                 handle.remove()
 
-    def radii(self) -> dict[str, Tensor]:
+    def recording(self, model: nn.Module):
+        def on_relu(name: str, module: nn.Module, z: Tensor) -> None:
+            self.values[name] = z.clone()  # before an in-place unit overwrites it
+            self.kinds[name] = "relu6" if isinstance(module, nn.ReLU6) else "relu"
+
+        def on_pool(name: str, module: nn.MaxPool2d, u: Tensor) -> None:
+            windows = _windows(u, module.kernel_size)
+            winner = windows.argmax(dim=-1, keepdim=True)
+            self.winners[name] = winner
+            self.values[name] = windows.gather(-1, winner) - windows
+            self.kinds[name] = "pool"
+
+        return self._hooks(model, on_relu, on_pool)
+
+    def propagating(self, model: nn.Module, b: int, masks: dict[str, Tensor] | None):
+        self.squares = {}
+        slopes = {}
+        for name, kind in self.kinds.items():
+            if kind == "pool":
+                continue
+            z = self.values[name][b : b + 1]
+            slope = (z > 0) & (z < 6) if kind == "relu6" else z > 0
+            if masks is not None:
+                slope = slope & masks[name][b : b + 1]
+            slopes[name] = slope.to(z.dtype)
+        linear: dict[nn.Module, Tensor] = {}
+
+        def accumulate(name: str, tangent: Tensor) -> None:
+            square = tangent.square().sum(dim=0)
+            self.squares[name] = self.squares[name] + square if name in self.squares else square
+
+        def on_relu(name: str, module: nn.Module, t: Tensor) -> None:
+            accumulate(name, t)
+            linear[module] = t * slopes[name]
+
+        def on_pool(name: str, module: nn.MaxPool2d, t: Tensor) -> None:
+            windows = _windows(t, module.kernel_size)
+            winner = self.winners[name][b : b + 1].expand(*windows.shape[:-1], 1)
+            best = windows.gather(-1, winner)
+            accumulate(name, best - windows)
+            linear[module] = best.squeeze(-1)  # the window passes its winner's tangent
+
+        def after(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+            value = linear.pop(module)
+            if getattr(module, "inplace", False):
+                return output.copy_(value)  # the caller's tensor holds the unit's output
+            return value
+
+        return self._hooks(model, on_relu, on_pool, after)
+
+    def radii(self, b: int, masks: dict[str, Tensor] | None) -> dict[str, Tensor]:
         result = {}
         for name, value in self.values.items():
+            value = value[b]
             norm = self.squares[name].sqrt()
             kind = self.kinds[name]
             if kind == "pool":
@@ -323,36 +379,10 @@ class _ConstraintTracker:
             else:
                 distance = value.abs().double()
             ratio = torch.where(norm > 0, distance / norm, math.inf)
-            if kind != "pool" and self.masks is not None:
-                ratio = torch.where(self.masks[name][0], ratio, math.inf)
+            if kind != "pool" and masks is not None:
+                ratio = torch.where(masks[name][b], ratio, math.inf)
             result[name] = (ratio.min() if ratio.numel() else torch.tensor(math.inf)).double()
         return result
-
-
-class _HandleGroup:
-    def __init__(self, handles: list) -> None:
-        self.handles = handles
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-
-
-def _mask_hooks(model: nn.Module, relus: dict[str, nn.Module], masks: dict[str, Tensor]):
-    """Forward hooks multiplying each site's output by its (one-sample) mask, broadcast over the
-    batch of directions; call counting as in ``site_hooks``."""
-    counts: dict[str, int] = {}
-    handles = [model.register_forward_pre_hook(lambda *_: counts.clear())]
-    for module_name, module in relus.items():
-
-        def hook(_: nn.Module, args: object, output: Tensor, module_name: str = module_name):
-            call = counts.get(module_name, 0)
-            counts[module_name] = call + 1
-            name = module_name if call == 0 else f"{module_name}#{call}"
-            return output * masks[name].to(output.dtype)
-
-        handles.append(module.register_forward_hook(hook))
-    return _HandleGroup(handles)
 
 
 def _windows(t: Tensor, kernel: int | tuple[int, int]) -> Tensor:

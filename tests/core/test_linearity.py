@@ -41,7 +41,7 @@ def _constraints(model, x, masks, winners=None):
     for layer in model:
         if isinstance(layer, (nn.ReLU, nn.ReLU6)):
             keep = masks[relu_index].reshape(-1) if masks is not None else None
-            z = h.reshape(-1)
+            z = h.reshape(-1).clone()  # before an in-place unit overwrites h
             z = z[keep] if keep is not None else z
             values.append(z)
             kinds.append("relu6" if isinstance(layer, nn.ReLU6) else "relu")
@@ -120,10 +120,27 @@ def _cases():
     x_cnn = torch.randn(2, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     mlp = _relu6_mlp(seed=3)
     x_mlp = 3 * torch.randn(2, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
-    return {"cnn": (cnn, x_cnn), "relu6 mlp": (mlp, x_mlp)}
+    return {"cnn": (cnn, x_cnn), "relu6 mlp": (mlp, x_mlp), "bn cnn": (_bn_cnn(), x_cnn)}
 
 
-@pytest.mark.parametrize("case", ["cnn", "relu6 mlp"])
+def _bn_cnn():
+    """In-place units, batch norm with (non-trivial) running statistics and average pooling: the
+    frozen-pattern pass must zero the right biases and keep in-place outputs consistent."""
+    torch.manual_seed(6)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True),
+        nn.Conv2d(4, 4, 3, padding=1), nn.ReLU6(inplace=True), nn.AvgPool2d(2), nn.Flatten(),
+        nn.Linear(4 * 4 * 4, 6), nn.ReLU(), nn.Linear(6, 3),
+    ).double()
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+        model[1].weight.uniform_(0.5, 4.0)
+        model[1].bias.uniform_(-0.5, 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("case", ["cnn", "relu6 mlp", "bn cnn"])
 @pytest.mark.parametrize("sparsity", [None, 0.3, 0.7])
 def test_exact_radius_matches_autograd_jacobians(case, sparsity):
     model, x = _cases()[case]
@@ -267,17 +284,17 @@ def test_the_whole_network_is_the_default_and_pathways_remove_constraints():
 @pytest.mark.parametrize(
     "model, match",
     [
-        (nn.Sequential(nn.Linear(4, 4), nn.GELU(), nn.ReLU(), nn.Linear(4, 2)), "GELU"),
+        (lambda: nn.Sequential(nn.Linear(4, 4), nn.GELU(), nn.ReLU(), nn.Linear(4, 2)), "GELU"),
         (
-            nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Flatten(),
-                          nn.Linear(2 * 3 * 3, 2)),
+            lambda: nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+                                  nn.Flatten(), nn.Linear(2 * 3 * 3, 2)),
             "overlapping",
         ),
     ],
 )
 def test_unsupported_models_are_refused_with_a_pointer(model, match):
-    torch.manual_seed(0)
-    model = model.double().eval()
+    torch.manual_seed(0)  # weights made here, not at collection: the same in every test order
+    model = model().double().eval()
     x = torch.randn(2, 4, dtype=torch.float64) if isinstance(model[0], nn.Linear) else torch.randn(
         2, 1, 8, 8, dtype=torch.float64)
     with pytest.raises(ValueError, match=match):
