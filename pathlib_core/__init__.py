@@ -10,7 +10,7 @@ Python's `pathlib`. Conventions follow Captum: inputs are batches, `target` is a
     maps = PathwayGradient(model).attribute(images[:8], target=labels[:8], sparsity=0.9)
 """
 
-from . import data, linearity, models, plotting, pruning
+from . import data, evaluation, linearity, methods, models, plotting, pruning
 from .attribution import PathwayGradient
 from .contribution import Contributions, neuron_contributions
 from .pathway import Pathway, restrict, select_pathway
@@ -23,8 +23,10 @@ __all__ = [
     "PathwayGradient",
     "Site",
     "data",
+    "evaluation",
     "find_sites",
     "linearity",
+    "methods",
     "models",
     "neuron_contributions",
     "plotting",

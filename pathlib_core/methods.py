@@ -1,0 +1,288 @@
+"""One registry of attribution methods, used by every chapter (PAPERS.md A.9).
+
+``methods.get(name, **options)`` returns an ``AttributionFn``: ``fn(model, inputs, target)`` ->
+input-shaped maps ``(B, C, H, W)``, signed, not post-processed. The baselines are Captum's own
+implementations, never re-implemented here; the pathway methods are this library's. Adding a
+method is one ``register`` line at the bottom of this file.
+
+Two Captum limits are handled on a private copy of the model (the caller's model is never
+changed): Guided Backprop and DeepLift only know ``nn.ReLU`` modules (Captum tests the module's
+type), so in the copy every ``nn.ReLU6`` becomes an ``nn.ReLU`` module that computes ReLU6 (its
+guided and rescale rules are exactly those of a ReLU6), and in-place units are made out of place.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from captum.attr import (
+    DeepLift,
+    GuidedBackprop,
+    InputXGradient,
+    IntegratedGradients,
+    LayerAttribution,
+    LayerGradCam,
+    NoiseTunnel,
+    Saliency,
+)
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from .attribution import PathwayGradient, restricted_input_gradient
+
+AttributionFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method: ``build(**options)`` returns its ``AttributionFn``.
+
+    ``paper_name`` is the name in the paper's tables and the official code (``None`` where the
+    paper did not evaluate the method); ``family`` is ``"baseline"`` or ``"pathway"``."""
+
+    name: str
+    build: Callable[..., AttributionFn]
+    family: str
+    paper_name: str | None = None
+    description: str = ""
+    defaults: dict[str, object] = field(default_factory=dict)
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    """Add a method to the registry (its name must be new)."""
+    if method.name in METHODS:
+        raise ValueError(f"a method named {method.name!r} is already registered; pick another name.")
+    if method.family not in ("baseline", "pathway"):
+        raise ValueError(f"family must be 'baseline' or 'pathway', got {method.family!r}.")
+    METHODS[method.name] = method
+    return method
+
+
+def names(family: str | None = None) -> list[str]:
+    """Registered method names, in registration order (optionally of one family)."""
+    return [n for n, m in METHODS.items() if family is None or m.family == family]
+
+
+def get(name: str, **options: object) -> AttributionFn:
+    """The attribution function of ``name`` with ``options`` (e.g. ``sparsity=0.7`` for the
+    pathway methods, ``n_steps=50`` for IntegratedGradients)."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; registered: {', '.join(METHODS)}.")
+    method = METHODS[name]
+    unknown = set(options) - set(method.defaults)
+    if unknown:
+        raise TypeError(
+            f"{name} has no option(s) {sorted(unknown)}; its options are "
+            f"{sorted(method.defaults) or 'none'}."
+        )
+    return method.build(**{**method.defaults, **options})
+
+
+def attribute(name: str, model: nn.Module, inputs: Tensor, target: Tensor, **options) -> Tensor:
+    """``get(name, **options)(model, inputs, target)``."""
+    return get(name, **options)(model, inputs, target)
+
+
+def attribute_all(
+    model: nn.Module,
+    inputs: Tensor,
+    target: Tensor,
+    options: Mapping[str, Mapping[str, object]] | None = None,
+    names: Sequence[str] | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+) -> dict[str, Tensor]:
+    """Maps of every method in ``names`` (default: all registered), each with its ``options``
+    (method name -> options), computed ``batch_size`` inputs at a time, detached, on the CPU."""
+    options = options or {}
+    names = list(METHODS) if names is None else list(names)
+    step = batch_size or len(inputs)
+    result = {}
+    for name in tqdm(names, desc="attribution methods", disable=not progress):
+        fn = get(name, **options.get(name, {}))
+        chunks = [
+            fn(model, inputs[i : i + step], target[i : i + step]).detach().cpu()
+            for i in range(0, len(inputs), step)
+        ]
+        result[name] = torch.cat(chunks)
+    return result
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def captum_compatible(model: nn.Module) -> nn.Module:
+    """``model`` itself when Captum's ReLU rules apply to it unchanged; otherwise a copy in which
+    every ``nn.ReLU6`` is an ``nn.ReLU`` module computing ReLU6 and no unit is in place."""
+    units = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    if not any(isinstance(m, nn.ReLU6) or m.inplace for m in units):
+        return model
+    clone = copy.deepcopy(model)
+    for parent in list(clone.modules()):
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.ReLU6):
+                unit = nn.ReLU()  # exactly nn.ReLU: Captum's DeepLift looks up type(module)
+                unit.forward = partial(F.relu6, inplace=False)
+                setattr(parent, child_name, unit)
+            elif isinstance(child, nn.ReLU):
+                child.inplace = False
+    return clone
+
+
+def _fresh(inputs: Tensor) -> Tensor:
+    return inputs.detach().clone().requires_grad_(True)
+
+
+def _last_spatial_module(model: nn.Module, inputs: Tensor) -> nn.Module:
+    """The last module (in call order) whose output is a 4-D feature map larger than 1 x 1:
+    Grad-CAM's layer (ResNet's ``layer4`` output, Lite0's last activation, the MNIST CNN's last
+    pooling; a global pooling's 1 x 1 output would make the map constant)."""
+    seen: list[nn.Module] = []
+    handles = [
+        m.register_forward_hook(
+            lambda module, _, out: seen.append(module)
+            if isinstance(out, Tensor) and out.dim() == 4 and out.shape[2] * out.shape[3] > 1
+            else None
+        )
+        for m in model.modules()
+        if next(m.children(), None) is None
+    ]
+    try:
+        with torch.no_grad():
+            model(inputs[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not seen:
+        raise ValueError("Grad-CAM needs a layer with a 4-D (B, C, H, W) output; pass layer=.")
+    return seen[-1]
+
+
+# ------------------------------------------------------------------------------- builders
+
+
+def _saliency() -> AttributionFn:
+    return lambda model, x, target: Saliency(model).attribute(_fresh(x), target=target, abs=False)
+
+
+def _input_x_gradient() -> AttributionFn:
+    return lambda model, x, target: InputXGradient(model).attribute(_fresh(x), target=target)
+
+
+def _integrated_gradients(n_steps: int, internal_batch_size: int | None) -> AttributionFn:
+    """Captum's IntegratedGradients; ``internal_batch_size=None`` runs the interpolated inputs in
+    chunks of about 4 million input values (all of them at once for MNIST, 26 photos at 224 px),
+    so that the activations of a large model fit in memory."""
+
+    def fn(model, x, target):
+        chunk = internal_batch_size or max(x.shape[0], int(4e6 // x[0].numel()))
+        return IntegratedGradients(model).attribute(
+            x.detach(), target=target, n_steps=n_steps, internal_batch_size=chunk
+        )
+
+    return fn
+
+
+def _smoothgrad(nt_samples: int, noise_level: float, seed: int) -> AttributionFn:
+    """SmoothGrad (Smilkov et al., 2017): mean gradient under Gaussian noise of standard
+    deviation ``noise_level`` times each image's value range. One image at a time (Captum takes
+    one noise level per input tensor), each with the same seeded noise stream, so an image's map
+    does not depend on the rest of the batch."""
+
+    def fn(model, x, target):
+        tunnel = NoiseTunnel(Saliency(model))
+        maps = []
+        for image, label in zip(x.detach(), target.reshape(-1).expand(x.shape[0])):
+            stdev = noise_level * float(image.max() - image.min())
+            with torch.random.fork_rng(devices=[image.device] if image.is_cuda else []):
+                torch.manual_seed(seed)
+                maps.append(tunnel.attribute(
+                    _fresh(image[None]), target=int(label), nt_type="smoothgrad",
+                    nt_samples=nt_samples, stdevs=stdev, abs=False,
+                ))
+        return torch.cat(maps)
+
+    return fn
+
+
+def _with_captum_rules(kind: type) -> Callable[[], AttributionFn]:
+    """Guided Backprop or DeepLift on ``captum_compatible(model)``; Captum's notices that it
+    sets hooks (and removes them afterwards) are silenced."""
+
+    def build() -> AttributionFn:
+        def fn(model, x, target):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"\s*Setting (forward|backward)")
+                return kind(captum_compatible(model)).attribute(_fresh(x), target=target)
+
+        return fn
+
+    return build
+
+
+def _gradcam(layer: str | None) -> AttributionFn:
+    """Grad-CAM (Selvaraju et al., 2017) at ``layer`` (a qualified module name; default the last
+    4-D feature map), ReLU applied, bilinearly upsampled to the input size and repeated over the
+    input channels."""
+
+    def fn(model, x, target):
+        module = _last_spatial_module(model, x) if layer is None else model.get_submodule(layer)
+        cam = LayerGradCam(model, module).attribute(_fresh(x), target=target, relu_attributions=True)
+        cam = LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode="bilinear")
+        return cam.expand(-1, x.shape[1], -1, -1).detach()
+
+    return fn
+
+
+def _pathway_gradient(contribution: str, sparsity: float, n_steps: int) -> AttributionFn:
+    def fn(model, x, target):
+        return PathwayGradient(model).attribute(
+            x, target=target, sparsity=sparsity, contribution=contribution, n_steps=n_steps
+        )
+
+    return fn
+
+
+def _learned_pathway_gradient(sparsity: float, steps: int, init: str, seed: int) -> AttributionFn:
+    """The gradient through the pruning objective's pathway (``pruning.learned_pathway``) at the
+    same sparsity: PathwayGradient with DGR in place of the contribution criterion."""
+
+    def fn(model, x, target):
+        from .pruning import learned_pathway
+
+        pathway = learned_pathway(model, x, sparsity, init=init, steps=steps, seed=seed,
+                                  progress=False)
+        return restricted_input_gradient(model, x, target, pathway)[0]
+
+    return fn
+
+
+# ------------------------------------------------------------------------------- the registry
+
+register(Method("Gradient", _saliency, "baseline", "Gradients", "plain input gradient (Captum Saliency)"))
+register(Method("InputXGradient", _input_x_gradient, "baseline", "InputMCT", "gradient times input"))
+register(Method("IntegratedGradients", _integrated_gradients, "baseline", "InputIntGrad",
+                "Integrated Gradients, zero baseline", {"n_steps": 50, "internal_batch_size": None}))
+register(Method("SmoothGrad", _smoothgrad, "baseline", None, "NoiseTunnel(Saliency)",
+                {"nt_samples": 25, "noise_level": 0.15, "seed": 0}))
+register(Method("GuidedBackprop", _with_captum_rules(GuidedBackprop), "baseline", "GBP", "Guided Backpropagation"))
+register(Method("GradCAM", _gradcam, "baseline", "GradCAM", "LayerGradCam, upsampled",
+                {"layer": None}))
+register(Method("DeepLift", _with_captum_rules(DeepLift), "baseline", None, "DeepLift (rescale), zero baseline"))
+register(Method("NeuronMCT", partial(_pathway_gradient, "taylor"), "pathway", "NeuronMCT",
+                "PathwayGradient, Taylor contributions", {"sparsity": 0.9, "n_steps": 10}))
+register(Method("NeuronIntGrad", partial(_pathway_gradient, "integrated"), "pathway",
+                "NeuronIntGrad", "PathwayGradient, integrated contributions",
+                {"sparsity": 0.9, "n_steps": 10}))
+register(Method("DGR", _learned_pathway_gradient, "pathway", None,
+                "gradient through the pruning objective's pathway",
+                {"sparsity": 0.9, "steps": 300, "init": "ones", "seed": 0}))
