@@ -9,6 +9,8 @@ Two Captum limits are handled on a private copy of the model (the caller's model
 changed): Guided Backprop and DeepLift only know ``nn.ReLU`` modules (Captum tests the module's
 type), so in the copy every ``nn.ReLU6`` becomes an ``nn.ReLU`` module that computes ReLU6 (its
 guided and rescale rules are exactly those of a ReLU6), and in-place units are made out of place.
+A third is refused with a clear error: DeepLift on a model that calls one activation module
+several times per forward pass (torchvision ResNet).
 """
 
 from __future__ import annotations
@@ -142,29 +144,52 @@ def _fresh(inputs: Tensor) -> Tensor:
     return inputs.detach().clone().requires_grad_(True)
 
 
-def _last_spatial_module(model: nn.Module, inputs: Tensor) -> nn.Module:
-    """The last module (in call order) whose output is a 4-D feature map larger than 1 x 1:
-    Grad-CAM's layer (ResNet's ``layer4`` output, Lite0's last activation, the MNIST CNN's last
-    pooling; a global pooling's 1 x 1 output would make the map constant)."""
+def _finished_modules(model: nn.Module, x: Tensor, wanted: Callable[[object], bool]) -> list:
+    """Every module call of one forward pass on ``x[:1]`` (containers included), in the order
+    the calls finish, whose output satisfies ``wanted``; hooks removed afterwards."""
     seen: list[nn.Module] = []
     handles = [
-        m.register_forward_hook(
-            lambda module, _, out: seen.append(module)
-            if isinstance(out, Tensor) and out.dim() == 4 and out.shape[2] * out.shape[3] > 1
-            else None
-        )
+        m.register_forward_hook(lambda module, _, out: seen.append(module) if wanted(out) else None)
         for m in model.modules()
-        if next(m.children(), None) is None
     ]
     try:
         with torch.no_grad():
-            model(inputs[:1])
+            model(x[:1])
     finally:
         for handle in handles:
             handle.remove()
+    return seen
+
+
+def _last_spatial_module(model: nn.Module, inputs: Tensor) -> nn.Module:
+    """The last module to finish with a 4-D feature map larger than 1 x 1: Grad-CAM's layer
+    (ResNet's ``layer4``, Lite0's last activation, the MNIST CNN's last pooling; a global
+    pooling's 1 x 1 output would make the map constant). Containers count, so a block ending in a
+    functional operation (a residual sum) is taken whole."""
+    seen = _finished_modules(
+        model, inputs,
+        lambda out: isinstance(out, Tensor) and out.dim() == 4 and out.shape[2] * out.shape[3] > 1,
+    )
     if not seen:
         raise ValueError("Grad-CAM needs a layer with a 4-D (B, C, H, W) output; pass layer=.")
     return seen[-1]
+
+
+def _check_single_use_units(model: nn.Module, inputs: Tensor) -> None:
+    """Captum's DeepLift keeps one input and output per activation module, so a module called
+    twice in one forward pass (torchvision ResNet's ``self.relu``) cannot be handled."""
+    units = _finished_modules(model, inputs, lambda out: True)
+    counts: dict[int, int] = {}
+    for unit in units:
+        if isinstance(unit, (nn.ReLU, nn.ReLU6)):
+            counts[id(unit)] = counts.get(id(unit), 0) + 1
+    names = [n for n, m in model.named_modules() if counts.get(id(m), 0) > 1]
+    if names:
+        raise ValueError(
+            f"DeepLift needs one activation module per call, but {names[:5]} run several times "
+            "in one forward pass (as torchvision ResNet reuses self.relu); give each call its own "
+            "nn.ReLU module, or use another method."
+        )
 
 
 # ------------------------------------------------------------------------------- builders
@@ -220,6 +245,8 @@ def _with_captum_rules(kind: type) -> Callable[[], AttributionFn]:
 
     def build() -> AttributionFn:
         def fn(model, x, target):
+            if kind is DeepLift:
+                _check_single_use_units(model, x)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=r"\s*Setting (forward|backward)")
                 return kind(captum_compatible(model)).attribute(_fresh(x), target=target)

@@ -148,3 +148,17 @@ def test_gradcam_skips_a_global_pooling_output():
     default = methods.attribute("GradCAM", model, x, target)
     assert torch.allclose(default, methods.attribute("GradCAM", model, x, target, layer="1"))
     assert not torch.allclose(default[:, :, :1, :1].expand_as(default), default)  # not constant
+
+
+def test_deeplift_refuses_a_reused_activation_module_with_a_pointer():
+    import torchvision
+
+    model = torchvision.models.resnet18(weights=None).eval()
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))  # layer4: 2 x 2
+    before = toy.model_state(model)
+    with pytest.raises(ValueError, match="self.relu"):
+        methods.attribute("DeepLift", model, x, torch.tensor([0]))
+    toy.assert_same_state(before, toy.model_state(model))
+    cam = methods.attribute("GradCAM", model, x, torch.tensor([0]))
+    reference = methods.attribute("GradCAM", model, x, torch.tensor([0]), layer="layer4")
+    assert torch.allclose(cam, reference)
