@@ -207,12 +207,25 @@ def _taylor(model, tensors, target, modules, absolute: bool) -> Contributions:
     return Contributions(values, {"method": "taylor", "absolute": absolute}, labels)
 
 
+_CHUNK_VALUES = 4e6  # input values per batched pass of the integrated contributions
+
+
 def _integrated(model, tensors, target, modules, n_steps: int, absolute: bool) -> Contributions:
     logits, acts = _forward_capturing(model, tensors, modules, with_grad=False)
     labels = resolve_target(target, logits)
+    # all steps of a chunk of samples run as one batch; chunks keep that batch near 4 million
+    # input values (all of MNIST's digits at once, two photos at 224 px) so activations fit
+    per_sample = sum(t[0].numel() for t in tensors) * (n_steps + 1)
+    chunks = torch.arange(labels.shape[0]).split(max(1, int(_CHUNK_VALUES // per_sample)))
     values = {}
     for name, act in acts.items():
-        mean_grad = _integrated_gradient_at(model, tensors, labels, modules, name, act, n_steps)
+        mean_grad = torch.cat([
+            _integrated_gradient_at(
+                model, tuple(t[rows] for t in tensors), labels[rows], modules, name, act[rows],
+                n_steps,
+            )
+            for rows in chunks
+        ])
         values[name] = _contribution(act, mean_grad, absolute)
     settings = {"method": "integrated", "absolute": absolute, "n_steps": n_steps}
     return Contributions(values, settings, labels)

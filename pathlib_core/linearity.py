@@ -429,17 +429,22 @@ def linearity_profile(
     n_directions: int = 8,
     target: Target = None,
     seed: int = 0,
+    batch_size: int | None = None,
 ) -> LinearityProfile:
     """How far from linear the restricted network is around each input (``LinearityProfile``).
 
     ``pathway=None`` is the whole network. ``target=None`` follows each sample's predicted class
     (of the whole network). Works for any model; the cost is ``len(radii)`` forward passes over a
-    batch of ``B * (n_directions + 1)`` inputs.
+    batch of ``B * (n_directions + 1)`` inputs, run ``batch_size`` at a time (default: about 4
+    million input values a pass, e.g. 26 photos at 224 px, so that activations fit in memory).
     """
     check_module(model)
     check_eval_mode(model)
     (x,), _ = as_input_tuple(inputs)
     n_directions = check_positive_int(n_directions, "n_directions")
+    if batch_size is None:
+        batch_size = max(1, int(4e6 // x[0].numel()))
+    batch_size = check_positive_int(batch_size, "batch_size")
     radii_t = torch.as_tensor(list(radii), dtype=torch.float64)
     if radii_t.numel() == 0 or not bool((radii_t > 0).all()):
         raise ValueError(f"radii must be positive numbers, got {list(radii)!r}.")
@@ -466,22 +471,26 @@ def linearity_profile(
     units = torch.cat([random, aligned], dim=1).to(x.device)  # (B, D, n)
     count = units.shape[1]
     repeat = torch.arange(batch, device=x.device).repeat_interleave(count)
-    expanded = pathway[repeat]
-    kept = {n: m[repeat] for n, m in pathway.masks.items()}
-    n_kept = sum(m.flatten(1).sum(dim=1, dtype=torch.float64) for m in kept.values())
+    n_kept = sum(m.flatten(1).sum(dim=1, dtype=torch.float64) for m in pathway.masks.values())
+    moves = units.reshape(batch * count, *x.shape[1:])
     errors, flips = [], []
     for r in radii_t.tolist():
-        moved = x.double()[repeat] + r * units.reshape(batch * count, *x.shape[1:])
-        value, states = _restricted(model, moved.to(x.dtype), expanded, labels[repeat], modules)
+        value, changed = [], []
+        for rows in torch.arange(batch * count, device=x.device).split(batch_size):
+            owner = repeat[rows]  # the input each perturbed row belongs to
+            moved = x.double()[owner] + r * moves[rows]
+            v, states = _restricted(model, moved.to(x.dtype), pathway[owner], labels[owner], modules)
+            value.append(v)
+            changed.append(sum(
+                ((states[n] != base_states[n][owner]) & pathway.masks[n][owner])
+                .flatten(1).sum(dim=1, dtype=torch.float64)
+                for n in states
+            ))
         predicted = r * (units * grad.unsqueeze(1)).sum(dim=2).reshape(-1)
-        change = value - base_value[repeat]
+        change = torch.cat(value) - base_value[repeat]
         scale = r * grad_norm[repeat]
         errors.append(((change - predicted).abs() / scale).view(batch, count))
-        changed = sum(
-            ((states[n] != base_states[n][repeat]) & kept[n]).flatten(1).sum(dim=1, dtype=torch.float64)
-            for n in states
-        )
-        flips.append((changed / n_kept).view(batch, count))
+        flips.append((torch.cat(changed) / n_kept[repeat]).view(batch, count))
     eps = torch.finfo(x.dtype).eps
     roundoff = eps * base_value.abs().unsqueeze(1) / (radii_t.to(x.device) * grad_norm.unsqueeze(1))
     return LinearityProfile(

@@ -70,6 +70,19 @@ def test_batched_equals_one_sample_at_a_time(method):
             )
 
 
+def test_integrated_in_sample_chunks_equals_one_batch(monkeypatch):
+    from pathlib_core import contribution
+
+    model = toy.small_cnn()
+    x = _inputs((5, 1, 8, 8))
+    target = torch.tensor([0, 1, 2, 3, 4])
+    whole = neuron_contributions(model, x, target, method="integrated", n_steps=4)
+    monkeypatch.setattr(contribution, "_CHUNK_VALUES", 2 * 64 * 5)  # two samples per chunk
+    chunked = neuron_contributions(model, x, target, method="integrated", n_steps=4)
+    for name in whole:
+        torch.testing.assert_close(chunked[name], whole[name], rtol=1e-10, atol=1e-13)
+
+
 def test_integrated_matches_explicit_loops():
     model = toy.mlp([4, 6, 5, 3], seed=3)
     x = _inputs((3, 4), seed=4)

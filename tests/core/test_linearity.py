@@ -255,6 +255,20 @@ def test_profile_matches_the_hand_masked_network():
             assert profile.flipped[b, i, -1].item() == pytest.approx(flipped.item())
 
 
+def test_profile_in_chunks_equals_one_pass():
+    model, x = _cases()["cnn"]
+    pathway = random_pathway(model, x, 0.4, seed=1)
+    settings = dict(radii=[0.05, 2.0], n_directions=3, seed=2)
+    whole = linearity.linearity_profile(model, x, pathway, **settings)
+    for size in (1, 3):  # chunks that split one input's directions across passes
+        chunked = linearity.linearity_profile(model, x, pathway, batch_size=size, **settings)
+        # equal up to round-off (errors near 1e-14 are round-off, and depend on the batch)
+        assert torch.allclose(chunked.relative_error, whole.relative_error, rtol=1e-9, atol=1e-12)
+        assert torch.equal(chunked.flipped, whole.flipped)
+    with pytest.raises(ValueError, match="batch_size"):
+        linearity.linearity_profile(model, x, pathway, batch_size=0, **settings)
+
+
 def test_relu6_case_has_units_beyond_both_kinks():
     model, x = _cases()["relu6 mlp"]
     with torch.no_grad():
