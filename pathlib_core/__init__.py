@@ -11,13 +11,14 @@ Python's `pathlib`. Conventions follow Captum: inputs are batches, `target` is a
 """
 
 from . import data, evaluation, linearity, methods, models, plotting, pruning
-from .attribution import PathwayGradient
+from .attribution import InputSpecificPruning, PathwayGradient
 from .contribution import Contributions, neuron_contributions
 from .pathway import Pathway, restrict, select_pathway
 from .sites import NotPiecewiseLinearWarning, Site, find_sites, site_hooks, site_modules
 
 __all__ = [
     "Contributions",
+    "InputSpecificPruning",
     "NotPiecewiseLinearWarning",
     "Pathway",
     "PathwayGradient",

@@ -435,16 +435,15 @@ def linearity_profile(
 
     ``pathway=None`` is the whole network. ``target=None`` follows each sample's predicted class
     (of the whole network). Works for any model; the cost is ``len(radii)`` forward passes over a
-    batch of ``B * (n_directions + 1)`` inputs, run ``batch_size`` at a time (default: about 4
-    million input values a pass, e.g. 26 photos at 224 px, so that activations fit in memory).
+    batch of ``B * (n_directions + 1)`` inputs, run ``batch_size`` at a time (default: at most
+    4 million input values and 25 million neurons a pass, e.g. 330 MNIST digits or 2 photos
+    through EfficientNet-Lite0, so that the activations, states and gates of a pass stay near
+    1 GB).
     """
     check_module(model)
     check_eval_mode(model)
     (x,), _ = as_input_tuple(inputs)
     n_directions = check_positive_int(n_directions, "n_directions")
-    if batch_size is None:
-        batch_size = max(1, int(4e6 // x[0].numel()))
-    batch_size = check_positive_int(batch_size, "batch_size")
     radii_t = torch.as_tensor(list(radii), dtype=torch.float64)
     if radii_t.numel() == 0 or not bool((radii_t > 0).all()):
         raise ValueError(f"radii must be positive numbers, got {list(radii)!r}.")
@@ -460,6 +459,10 @@ def linearity_profile(
         pathway = Pathway(
             {n: torch.ones_like(a, dtype=torch.bool) for n, a in site_activations(model, x).items()}
         )
+    if batch_size is None:
+        batch_size = max(1, min(int(4e6 // x[0].numel()), int(2.5e7 // pathway.n_neurons)))
+    batch_size = check_positive_int(batch_size, "batch_size")
+    gates = pathway.gates(x.dtype)  # gathered per pass: no bool -> float copies of each chunk
     base_value, base_states = _restricted(model, x, pathway, labels, modules)
     (grad,) = restricted_input_gradient(model, x, labels, pathway)
     grad = grad.double().flatten(1)
@@ -479,13 +482,15 @@ def linearity_profile(
         for rows in torch.arange(batch * count, device=x.device).split(batch_size):
             owner = repeat[rows]  # the input each perturbed row belongs to
             moved = x.double()[owner] + r * moves[rows]
-            v, states = _restricted(model, moved.to(x.dtype), pathway[owner], labels[owner], modules)
+            chunk = Pathway._from_gates({n: g[owner] for n, g in gates.items()}, pathway.settings)
+            v, states = _restricted(model, moved.to(x.dtype), chunk, labels[owner], modules)
             value.append(v)
             changed.append(sum(
-                ((states[n] != base_states[n][owner]) & pathway.masks[n][owner])
+                ((states[n] != base_states[n][owner]).to(x.dtype) * chunk.gates(x.dtype)[n])
                 .flatten(1).sum(dim=1, dtype=torch.float64)
                 for n in states
             ))
+            del chunk, states
         predicted = r * (units * grad.unsqueeze(1)).sum(dim=2).reshape(-1)
         change = torch.cat(value) - base_value[repeat]
         scale = r * grad_norm[repeat]

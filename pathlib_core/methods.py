@@ -119,6 +119,22 @@ def attribute_all(
     return result
 
 
+def common_options(
+    *, sparsity: float = 0.9, ig_steps: int = 50, smoothgrad_samples: int = 25,
+    dgr_steps: int = 300, seed: int = 0,
+) -> dict[str, dict[str, object]]:
+    """Options for ``attribute_all`` from the few settings the chapters vary: the pathway
+    sparsity, Integrated Gradients' steps, SmoothGrad's samples, DGR's pruning-objective steps and
+    the seed of the stochastic methods. Methods not named keep the registry's defaults."""
+    return {
+        "IntegratedGradients": {"n_steps": ig_steps},
+        "SmoothGrad": {"nt_samples": smoothgrad_samples, "seed": seed},
+        "NeuronMCT": {"sparsity": sparsity},
+        "NeuronIntGrad": {"sparsity": sparsity},
+        "DGR": {"sparsity": sparsity, "steps": dgr_steps, "seed": seed},
+    }
+
+
 # ------------------------------------------------------------------------------- helpers
 
 

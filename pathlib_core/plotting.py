@@ -1,4 +1,5 @@
-"""Figures for the book: grids of images, figures saved with provenance, and static sliders.
+"""Figures for the book: grids of images, figures saved with provenance, static sliders, one
+colour per method across all chapters, and `say` for a chapter's generated prose.
 
 `save_figure` writes a PNG and a JSON provenance record (notebook, parameters, content hash,
 package versions, date). Under `pathbook build` the notebook's kernel receives that context in the
@@ -87,6 +88,38 @@ class SavedFigure:
 
     def _ipython_display_(self) -> None:
         pass
+
+
+# One colour per method in every chapter: the pathway methods in blue, cyan and red, as in the
+# chapters that compare pathways; "NeuronIntGrad*" is a variant that only the paper's plots show.
+METHOD_COLOURS = {
+    "Gradient": "tab:olive", "InputXGradient": "tab:pink", "IntegratedGradients": "tab:green",
+    "SmoothGrad": "goldenrod", "GuidedBackprop": "tab:brown", "GradCAM": "indigo",
+    "DeepLift": "salmon", "NeuronMCT": "tab:blue", "NeuronIntGrad": "tab:cyan",
+    "NeuronIntGrad*": "darkslategray", "DGR": "tab:red", "Random": "black",
+}
+_SPARE_COLOURS = ("tab:purple", "tab:orange", "tab:gray", "darkkhaki", "teal", "crimson")
+
+
+def method_style(name: str, pathway: bool | None = None) -> dict[str, str]:
+    """``color`` and ``ls`` for plotting ``name``: its fixed colour (a spare one, chosen from the
+    name, for a method the palette does not know), dashed for pathway methods. ``pathway``
+    overrides the family lookup (names are looked up in ``pathlib_core.methods``)."""
+    colour = METHOD_COLOURS.get(name)
+    if colour is None:
+        colour = _SPARE_COLOURS[sum(name.encode()) % len(_SPARE_COLOURS)]
+    if pathway is None:
+        from . import methods
+
+        pathway = name in methods.names("pathway") or name.startswith("Neuron")
+    return {"color": colour, "ls": "--" if pathway else "-"}
+
+
+def say(text: str) -> None:
+    """Show ``text`` (Markdown) as the chapter's prose: numbers the notebook computed, in words."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
 
 
 def save_figure(fig: Any, name: str, caption: str | None = None, *, dpi: int = 150,

@@ -14,7 +14,7 @@ from .perturbation import PerturbationCurve, pixel_perturbation, random_attribut
 from .roar import RoarResult, cached_attributions, degrade
 from .roar import roar as remove_and_retrain
 from .sanity import SanityResult, cascading_randomisation, data_randomisation
-from .sensitivity import SensitivityN, sensitivity_n
+from .sensitivity import SensitivityN, patch_sensitivity, sensitivity_n
 
 __all__ = [
     "PerturbationCurve",
@@ -27,6 +27,7 @@ __all__ = [
     "degrade",
     "maps",
     "perturbation",
+    "patch_sensitivity",
     "pixel_perturbation",
     "random_attributions",
     "remove_and_retrain",

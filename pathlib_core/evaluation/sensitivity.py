@@ -73,30 +73,88 @@ def sensitivity_n(
     eval mode and is never changed.
     """
     model, inputs = _check_model_and_images(model, inputs)
-    output = check_choice(output, "output", OUTPUTS)
-    batch_size = check_positive_int(batch_size, "batch_size")
     n_subsets = _check_subset_count(n_subsets)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}.")
+    _check_seed(seed)
     pixels = inputs.shape[-2] * inputs.shape[-1]
     sizes = _subset_sizes(ns, pixels)
+    masks = _random_subsets(sizes, n_subsets, pixels, seed)
+    correlation = _correlation_over_subsets(
+        model, inputs, target, attributions, masks, len(sizes), replacement, output, reduce,
+        batch_size, progress, "sensitivity-n")
+    return SensitivityN(ns=sizes, correlation=correlation)
+
+
+def patch_sensitivity(
+    model: nn.Module,
+    inputs: Tensor,
+    target: Target,
+    attributions: Tensor,
+    sides: Sequence[int],
+    n_patches: int = 100,
+    replacement: str | float | Tensor = "zero",
+    output: str = "logit",
+    reduce: str = "sum",
+    batch_size: int = 256,
+    seed: int = 0,
+    progress: bool = False,
+) -> SensitivityN:
+    """Sensitivity-n with square patches in place of scattered pixels: for each side k in
+    ``sides``, ``n_patches`` k x k patches at uniformly drawn positions (seeded by ``(seed, k)``,
+    the same for every image). Returns a ``SensitivityN`` whose ``ns`` are the patch areas k * k.
+
+    Scattered pixels test whether attributions add up over features the network sees apart;
+    patches test it over the contiguous regions a network reads together (Khakzar et al. 2019
+    frame global importance as the effect of removing groups of elements).
+    """
+    model, inputs = _check_model_and_images(model, inputs)
+    n_patches = _check_subset_count(n_patches)
+    _check_seed(seed)
+    height, width = inputs.shape[-2], inputs.shape[-1]
+    sides = _patch_sides(sides, height, width)
+    masks = _random_patches(sides, n_patches, height, width, seed)
+    correlation = _correlation_over_subsets(
+        model, inputs, target, attributions, masks, len(sides), replacement, output, reduce,
+        batch_size, progress, "patch sensitivity")
+    return SensitivityN(ns=sides * sides, correlation=correlation)
+
+
+def _correlation_over_subsets(
+    model: nn.Module,
+    inputs: Tensor,
+    target: Target,
+    attributions: Tensor,
+    masks: Tensor,
+    n_groups: int,
+    replacement: str | float | Tensor,
+    output: str,
+    reduce: str,
+    batch_size: int,
+    progress: bool,
+    desc: str,
+) -> Tensor:
+    """(B, n_groups): the Pearson correlation, per image and group of subsets (``masks`` holds
+    ``n_groups`` consecutive groups of equally many pixel subsets, (G * S, pixels) bool), between
+    the summed attribution of a subset and the output drop when it is removed."""
+    output = check_choice(output, "output", OUTPUTS)
+    batch_size = check_positive_int(batch_size, "batch_size")
     importance = pixel_map(_check_attributions(attributions, inputs), reduce).flatten(1)
     filled = replacement_images(inputs, replacement)
     labels, base = _unperturbed_outputs(model, inputs, target, output, batch_size)
-    masks = _random_subsets(sizes, n_subsets, pixels, seed).to(inputs.device)
+    masks = masks.to(inputs.device)
 
     def removed(images: Tensor, columns: Tensor) -> Tensor:
         return masks[columns]
 
     outputs = _removal_outputs(
         model, inputs, filled, labels, removed, masks.shape[0], output, batch_size, progress,
-        desc="sensitivity-n",
+        desc=desc,
     )
-    drops = (base.unsqueeze(1) - outputs).double().view(-1, len(sizes), n_subsets)
-    subsets = masks.view(len(sizes), n_subsets, pixels)
+    per_group = masks.shape[0] // n_groups
+    drops = (base.unsqueeze(1) - outputs).double().view(-1, n_groups, per_group)
+    subsets = masks.view(n_groups, per_group, -1)
     weights = importance.double()
     sums = torch.stack([weights @ subset.double().T for subset in subsets], dim=1)
-    return SensitivityN(ns=sizes, correlation=_pearson(sums, drops))
+    return _pearson(sums, drops)
 
 
 def _pearson(x: Tensor, y: Tensor) -> Tensor:
@@ -118,6 +176,38 @@ def _random_subsets(sizes: Tensor, n_subsets: int, pixels: int, seed: int) -> Te
         keys = torch.rand(n_subsets, pixels, generator=generator, dtype=torch.float64)
         masks[i].scatter_(1, keys.argsort(dim=1)[:, :n], True)
     return masks.view(-1, pixels)
+
+
+def _random_patches(sides: Tensor, n_patches: int, height: int, width: int, seed: int) -> Tensor:
+    """(N * n_patches, H * W) bool: for each side k, ``n_patches`` k x k squares whose top-left
+    corners are drawn uniformly (with replacement) from a generator seeded by ``(seed, k)``."""
+    masks = torch.zeros(len(sides), n_patches, height, width, dtype=torch.bool)
+    for i, k in enumerate(sides.tolist()):
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + 500_009 + k)
+        rows = torch.randint(0, height - k + 1, (n_patches,), generator=generator)
+        cols = torch.randint(0, width - k + 1, (n_patches,), generator=generator)
+        for j, (r, c) in enumerate(zip(rows.tolist(), cols.tolist())):
+            masks[i, j, r : r + k, c : c + k] = True
+    return masks.view(-1, height * width)
+
+
+def _patch_sides(sides: Sequence[int], height: int, width: int) -> Tensor:
+    """The patch sides as a long tensor, each in [1, min(H, W)]."""
+    try:
+        values = [operator.index(k) for k in sides]
+    except TypeError as error:
+        raise TypeError(f"sides must be a sequence of int patch sides, got {sides!r}; e.g. "
+                        "(2, 4, 8).") from error
+    bad = [k for k in values if not 1 <= k <= min(height, width)]
+    if not values or bad:
+        raise ValueError(f"sides must be a non-empty sequence of patch sides in [1, "
+                         f"{min(height, width)}] (the image's shorter side), got {list(sides)}.")
+    return torch.tensor(values, dtype=torch.long)
+
+
+def _check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}.")
 
 
 def _subset_sizes(ns: Sequence[int] | Tensor | None, pixels: int) -> Tensor:

@@ -5,7 +5,7 @@ import torch
 import torchvision
 from torch import nn
 
-from pathlib_core.attribution import PathwayGradient
+from pathlib_core.attribution import InputSpecificPruning, PathwayGradient
 from pathlib_core import linearity, pruning
 from pathlib_core.contribution import neuron_contributions
 from pathlib_core.pathway import restrict, select_pathway
@@ -89,6 +89,9 @@ def _calls(model, x):
         "profile": (
             lambda: linearity.linearity_profile(model, x, pathway, radii=[0.1], n_directions=1),
             None,
+        ),
+        "input-specific pruning": (
+            lambda: InputSpecificPruning(model).attribute(x, 0, sparsity=0.5, n_iter=2), None,
         ),
         "bad target": (lambda: PathwayGradient(model).attribute(x, 10**6), ValueError),
         "bad sparsity": (lambda: PathwayGradient(model).attribute(x, 0, sparsity=1.5), ValueError),

@@ -162,3 +162,13 @@ def test_deeplift_refuses_a_reused_activation_module_with_a_pointer():
     cam = methods.attribute("GradCAM", model, x, torch.tensor([0]))
     reference = methods.attribute("GradCAM", model, x, torch.tensor([0]), layer="layer4")
     assert torch.allclose(cam, reference)
+
+
+def test_common_options_are_accepted_by_every_method_they_name():
+    options = methods.common_options(sparsity=0.7, ig_steps=4, smoothgrad_samples=3, dgr_steps=5,
+                                     seed=2)
+    assert set(options) <= set(methods.names())
+    for name, chosen in options.items():
+        methods.get(name, **chosen)  # raises on an option the method does not have
+    assert options["NeuronMCT"]["sparsity"] == options["DGR"]["sparsity"] == 0.7
+    assert options["SmoothGrad"] == {"nt_samples": 3, "seed": 2}

@@ -76,3 +76,15 @@ def test_saliency_to_display_keeps_the_signed_channel_extreme():
     assert plotting.saliency_to_display(torch.ones(1, 4, 4)).shape == (1, 4, 4)
     with pytest.raises(ValueError, match="N, C, H, W"):
         plotting.saliency_to_display(torch.ones(4, 4))
+
+
+def test_every_registered_method_has_its_own_colour_and_pathways_are_dashed():
+    from pathlib_core import methods
+
+    names = methods.names() + ["Random", "NeuronIntGrad*"]
+    colours = [plotting.method_style(n)["color"] for n in names]
+    assert len(set(colours)) == len(names)  # no two methods share a colour in any chapter
+    assert {n for n in names if plotting.method_style(n)["ls"] == "--"} == set(
+        methods.names("pathway")) | {"NeuronIntGrad*"}
+    unknown = plotting.method_style("MyMethod", pathway=True)
+    assert unknown["ls"] == "--" and unknown["color"] == plotting.method_style("MyMethod")["color"]

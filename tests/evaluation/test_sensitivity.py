@@ -11,7 +11,7 @@ from torch import nn
 
 from pathlib_core.evaluation.maps import replacement_images
 from pathlib_core.evaluation.perturbation import random_attributions
-from pathlib_core.evaluation.sensitivity import SensitivityN, sensitivity_n
+from pathlib_core.evaluation.sensitivity import SensitivityN, patch_sensitivity, sensitivity_n
 
 try:
     import toy_models as toy
@@ -162,3 +162,30 @@ def test_training_mode_is_refused_and_model_is_untouched():
     result = sensitivity_n(model, x, None, x.clone(), NS, n_subsets=10, output="probability")
     toy.assert_same_state(before, toy.model_state(model))
     assert not model.training and not math.isnan(float(result.mean.sum()))
+
+
+def test_patches_are_seeded_squares_and_an_exact_map_adds_up_over_them():
+    from pathlib_core.evaluation.sensitivity import _random_patches
+
+    masks = _random_patches(torch.tensor([1, 3]), 7, 5, 6, seed=4).view(2, 7, 5, 6)
+    for j in range(7):
+        rows, cols = masks[1, j].nonzero(as_tuple=True)
+        assert len(rows) == 9 and rows.max() - rows.min() == 2 and cols.max() - cols.min() == 2
+    assert (masks[0].flatten(1).sum(dim=1) == 1).all()
+    assert torch.equal(masks, _random_patches(torch.tensor([1, 3]), 7, 5, 6, seed=4).view(2, 7, 5, 6))
+    model, x, target = linear(), images(), torch.tensor([0, 3, 1])
+    result = patch_sensitivity(model, x, target, exact_map(model, x, target), sides=(1, 2, 4),
+                               n_patches=20)
+    assert result.ns.tolist() == [1, 4, 16]
+    torch.testing.assert_close(result.correlation, torch.ones(3, 3).double(), rtol=0, atol=1e-9)
+    shuffled = random_attributions(x, seed=0)
+    noisy = patch_sensitivity(model, x, target, shuffled, sides=(2,), n_patches=40)
+    assert noisy.correlation.abs().max() < 0.9
+
+
+@pytest.mark.parametrize("sides,match", [((0,), "sides must be"), ((6,), r"\[1, 5\]"),
+                                        ("ab", "sides must be a sequence")])
+def test_bad_patch_sides_name_the_fix(sides, match):
+    model, x = linear(), images()
+    with pytest.raises((ValueError, TypeError), match=match):
+        patch_sensitivity(model, x, 0, x, sides=sides, n_patches=5)
