@@ -97,6 +97,7 @@ METHOD_COLOURS = {
     "SmoothGrad": "goldenrod", "GuidedBackprop": "tab:brown", "GradCAM": "indigo",
     "DeepLift": "salmon", "NeuronMCT": "tab:blue", "NeuronIntGrad": "tab:cyan",
     "NeuronIntGrad*": "darkslategray", "DGR": "tab:red", "Random": "black",
+    "GEN-CNP": "darkorange",
 }
 _SPARE_COLOURS = ("tab:purple", "tab:orange", "tab:gray", "darkkhaki", "teal", "crimson")
 
