@@ -1,4 +1,5 @@
-"""The `pathbook` command: build the book, say what is stale, run one chapter, clean up."""
+"""The `pathbook` command: build the book, say what is stale, run one chapter, clean up, and
+make and grade the classroom copies of the exercises."""
 
 from __future__ import annotations
 
@@ -44,7 +45,26 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("clean", help="delete generated chapters, figures, cache and HTML")
     c.add_argument("--html-only", action="store_true", help="delete only _build/")
+    _classroom_parser(sub)
     return parser
+
+
+def _classroom_parser(sub) -> None:
+    room = sub.add_parser("classroom", help="student copies of the exercises, and grading")
+    actions = room.add_subparsers(dest="action", required=True)
+    sources = {"type": Path, "default": None,
+               "help": "folder of exercise notebooks (default notebooks/exercises)"}
+    r = actions.add_parser("release", help="write student and instructor versions of the exercises")
+    r.add_argument("--sources", **sources)
+    r.add_argument("--out", type=Path, default=None, help="output folder (default classroom/)")
+    g = actions.add_parser("grade", help="run submissions with the hidden tests, write scores")
+    g.add_argument("submissions", type=Path, help="folder holding STUDENT/ASSIGNMENT.ipynb")
+    g.add_argument("--sources", **sources)
+    g.add_argument("--out", type=Path, default=None,
+                   help="score table to write (default classroom/scores.csv)")
+    g.add_argument("--timeout", type=int, default=120, help="seconds one cell may run")
+    g.add_argument("--total-timeout", type=int, default=900,
+                   help="seconds one submission may run in all")
 
 
 def _run(project, args) -> int:
@@ -75,6 +95,29 @@ def _clean(project, html_only: bool) -> int:
     return 0
 
 
+def _classroom(project, args) -> int:
+    try:
+        import nbgrader  # noqa: F401
+    except ImportError:
+        raise PathbookError("pathbook classroom needs nbgrader; install the classroom extra: "
+                            "pip install -e '.[classroom]'") from None
+    from .classroom import SOURCES, release
+    from .grading import grade, summarize
+
+    sources = args.sources or project.root / SOURCES
+    out = project.root / "classroom"
+    if args.action == "release":
+        written = release(sources, args.out or out)
+        for path in written:
+            print(f"wrote {path}")
+        return 0
+    table = args.out or out / "scores.csv"
+    rows = grade(args.submissions, table, sources, args.timeout, args.total_timeout)
+    print("\n".join(summarize(rows)))
+    print(f"wrote {table}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -85,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             return status(project, args.profile)
         if args.command == "run":
             return _run(project, args)
+        if args.command == "classroom":
+            return _classroom(project, args)
         return _clean(project, args.html_only)
     except PathbookError as error:
         print(f"pathbook: error: {error}", file=sys.stderr)

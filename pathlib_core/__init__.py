@@ -10,7 +10,7 @@ Python's `pathlib`. Conventions follow Captum: inputs are batches, `target` is a
     maps = PathwayGradient(model).attribute(images[:8], target=labels[:8], sparsity=0.9)
 """
 
-from . import data, evaluation, linearity, methods, models, plotting, pruning, transfer
+from . import data, evaluation, explorer, linearity, methods, models, plotting, pruning, transfer
 from .attribution import InputSpecificPruning, PathwayGradient
 from .contribution import Contributions, neuron_contributions
 from .pathway import Pathway, restrict, select_pathway
@@ -25,6 +25,7 @@ __all__ = [
     "Site",
     "data",
     "evaluation",
+    "explorer",
     "find_sites",
     "linearity",
     "methods",

@@ -249,10 +249,12 @@ def _as_array(frame: Any) -> np.ndarray:
 
 def scrubber(frames: Sequence[Any], labels: Sequence[str], *, cmap: str = "gray",
              vmin: float | None = None, vmax: float | None = None, title: str | None = None,
-             size: float = 3.0, interval: int = 600):
+             size: float = 3.0, interval: int = 600, frame_format: str = "png"):
     """A self-contained JavaScript slider over precomputed frames, for the static book.
 
     `frames` are images (H, W) / (H, W, 3) or matplotlib figures; `labels` name each frame.
+    The player is `size` inches wide, the frames fill it at the first frame's aspect, with a line
+    for the label above. `frame_format` "jpeg" makes photographs several times smaller than "png".
     Returns an `IPython.display.HTML` (matplotlib's `to_jshtml`, without outside requests).
     """
     import matplotlib.pyplot as plt
@@ -262,8 +264,13 @@ def scrubber(frames: Sequence[Any], labels: Sequence[str], *, cmap: str = "gray"
     if len(frames) == 0 or len(frames) != len(labels):
         raise ValueError(f"need one label per frame and at least one frame; got {len(frames)} "
                          f"frames and {len(labels)} labels.")
+    if frame_format not in ("png", "jpeg"):
+        raise ValueError(f"frame_format must be 'png' or 'jpeg', got {frame_format!r}.")
     arrays = [_as_array(f) for f in frames]
-    fig, ax = plt.subplots(figsize=(size, size))
+    height, width = arrays[0].shape[:2]
+    picture, heading_room = size * height / width, 0.3  # inches
+    fig = plt.figure(figsize=(size, picture + heading_room))
+    ax = fig.add_axes((0.0, 0.0, 1.0, picture / (picture + heading_room)))
     ax.axis("off")
     shown = ax.imshow(arrays[0], cmap=cmap, vmin=vmin, vmax=vmax)
     heading = ax.set_title(f"{title + ': ' if title else ''}{labels[0]}", fontsize=9)
@@ -274,7 +281,7 @@ def scrubber(frames: Sequence[Any], labels: Sequence[str], *, cmap: str = "gray"
         return shown, heading
 
     player = animation.FuncAnimation(fig, draw, frames=len(arrays), interval=interval, blit=False)
-    with plt.rc_context({"animation.embed_limit": 64}):
+    with plt.rc_context({"animation.embed_limit": 64, "animation.frame_format": frame_format}):
         text = player.to_jshtml(default_mode="once")
     plt.close(fig)
     return HTML(_offline_jshtml(text))

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Run the tests from a fresh clone: `bash scripts/test.sh [pytest options]`.
-# Creates .venv, installs the project with its [book,test] extras, installs headless Chromium
-# (Debian packages chromium + chromium-driver, for the browser test) when it is missing, then
-# runs pytest.
+# Creates .venv, installs the project with its [book,test,classroom] extras, installs headless
+# Chromium (Debian packages chromium + chromium-driver, for the browser test) when it is missing,
+# then runs pytest.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" book,test
+source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" book,test,classroom
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian's chromium for the browser test" >&2

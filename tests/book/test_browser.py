@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -68,15 +69,12 @@ WAIT_FOR_IMAGES_AND_MATH = """async () => {
 }"""
 
 
-@pytest.mark.browser
-def test_every_page_loads_offline_without_errors(served):
+@contextlib.contextmanager
+def offline_browser(base: str):
+    """A headless Chromium context that lets only requests into the book (``base``) and data:
+    URLs through; every other URL is aborted and recorded in the yielded list."""
     from playwright.sync_api import sync_playwright
 
-    root, base = served
-    urls = pages(root)
-    assert len(urls) >= 5, f"too few pages: {urls}"
-    problems: list[str] = []
-    math_pages = 0
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=chromium_path(),
@@ -94,6 +92,20 @@ def test_every_page_loads_offline_without_errors(served):
                 route.abort()
 
         context.route("**/*", only_the_book)
+        try:
+            yield context, outside
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+def test_every_page_loads_offline_without_errors(served):
+    root, base = served
+    urls = pages(root)
+    assert len(urls) >= 5, f"too few pages: {urls}"
+    problems: list[str] = []
+    math_pages = 0
+    with offline_browser(base) as (context, outside):
         for url in urls:
             errors, failed = [], []
             outside.clear()
@@ -121,7 +133,39 @@ def test_every_page_loads_offline_without_errors(served):
                 math_pages += 1
                 if report["rendered"] == 0 or report["mathErrors"]:
                     problems.append(f"{url}: math not rendered ({report})")
-        browser.close()
     print(f"browser test: {len(urls)} pages checked, {math_pages} with math")
     assert not problems, "\n".join(problems)
     assert math_pages >= 2, "the intro and the first chapter have math; MathJax was not seen"
+
+
+EXPLORER_PAGE = "book/generated/explorer.html"
+
+
+@pytest.mark.browser
+def test_explorer_slider_moves_the_picture(served):
+    """The explorer's precomputed sliders (plotting.scrubber) work in the static page: dragging
+    one shows another frame, and its step button moves it on, with no Python behind the page."""
+    root, base = served
+    assert (root / EXPLORER_PAGE).is_file(), f"{EXPLORER_PAGE} was not built"
+    with offline_browser(base) as (context, outside):
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(base + EXPLORER_PAGE, wait_until="load")
+        players = page.locator("div.animation")
+        assert players.count() >= 4, "the explorer page should hold a slider per input and method"
+        player = players.first
+        slider, picture = player.locator("input.anim-slider"), player.locator("img")
+        last = int(slider.get_attribute("max"))
+        assert last >= 5, f"the slider has {last + 1} frames; expected a sparsity sweep"
+        first = picture.get_attribute("src")
+        assert first.startswith("data:image/")
+        slider.fill(str(last))  # sets the value and fires 'input', as dragging does
+        moved = picture.get_attribute("src")
+        assert moved.startswith("data:image/") and moved != first
+        player.get_by_title("First frame").click()
+        assert picture.get_attribute("src") == first and slider.input_value() == "0"
+        player.get_by_title("Next frame").click()
+        assert slider.input_value() == "1" and picture.get_attribute("src") not in (first, moved)
+        page.close()
+    assert not errors and not outside, errors + outside

@@ -53,6 +53,24 @@ def test_scrubber_is_self_contained():
         scrubber(frames, ["a"])
 
 
+def test_scrubber_follows_the_frames_aspect_and_format():
+    import base64
+    import io
+
+    from PIL import Image
+
+    fig = plt.figure(figsize=(6, 2), dpi=50)  # a matplotlib figure as a frame, 3:1
+    fig.add_subplot().plot([0, 1])
+    frames = [fig, np.zeros((100, 300, 3))]
+    html = scrubber(frames, ["figure", "array"], size=6.0, frame_format="jpeg").data
+    encoded = re.findall(r'data:image/jpeg;base64,([^"]+)"', html)
+    assert len(encoded) == 2 and "data:image/png" not in html
+    width, height = Image.open(io.BytesIO(base64.b64decode(encoded[0]))).size
+    assert 2.5 < width / height < 3.0  # the 3:1 frame plus one line for its label
+    with pytest.raises(ValueError, match="'png' or 'jpeg'"):
+        scrubber(frames, ["a", "b"], frame_format="gif")
+
+
 def test_image_grid_shapes():
     fig = image_grid(np.zeros((5, 4, 4)), titles=list("abcde"), ncols=3)
     assert len(fig.axes) == 6
