@@ -65,6 +65,8 @@ def _classroom_parser(sub) -> None:
     g.add_argument("--timeout", type=int, default=120, help="seconds one cell may run")
     g.add_argument("--total-timeout", type=int, default=900,
                    help="seconds one submission may run in all")
+    g.add_argument("--threads", type=int, default=1,
+                   help="torch threads of each grading kernel (default 1; 0: the environment's)")
 
 
 def _run(project, args) -> int:
@@ -112,7 +114,8 @@ def _classroom(project, args) -> int:
             print(f"wrote {path}")
         return 0
     table = args.out or out / "scores.csv"
-    rows = grade(args.submissions, table, sources, args.timeout, args.total_timeout)
+    rows = grade(args.submissions, table, sources, args.timeout, args.total_timeout,
+                 threads=args.threads or None)
     print("\n".join(summarize(rows)))
     print(f"wrote {table}")
     return 0

@@ -20,6 +20,7 @@ from pathlib_core._cache import atomic_write
 from .project import Chapter, Project
 
 CONTEXT_VARIABLE = "PATHBOOK_CONTEXT"  # read by pathlib_core.plotting.save_figure
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a kernel's torch reads them at start
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Outcome:
     seconds: float
     message: str = ""
     output: Path | None = None
+
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -144,7 +146,7 @@ def _run_worker(project: Project, chapter: Chapter, profile: str, parameters: di
     }
     env = {**os.environ, CONTEXT_VARIABLE: json.dumps(context)}
     if threads:
-        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        for variable in THREAD_VARIABLES:
             env.setdefault(variable, str(threads))
     log_path = _log_path(project, chapter)
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ Each submission goes through nbgrader's `autograde` steps: outputs cleared, dupl
 dropped, every read-only cell (tests with their hidden part, given code and text) restored from
 the instructor version by its `grade_id`, nbgrader's `Execute` run with a time limit per cell,
 and each question scored by nbgrader's rule (`nbgrader.utils.determine_grade`: a test that
-raises or writes to stderr scores 0). What nbgrader would read from and write to its course
+raises scores 0), except that what a test writes to stderr (a library's warning) is reported in
+the `error` column and costs nothing. What nbgrader would read from and write to its course
 database, the reference cells and the scores, comes from the exercise source and goes to a CSV.
 """
 
@@ -14,10 +15,12 @@ import copy
 import csv
 import io
 import math
+import os
 import re
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +28,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from .classroom import Assignment, Question, load_assignments
-from .execute import atomic_write_text
+from .execute import THREAD_VARIABLES, atomic_write_text
 from .project import PathbookError
 
 COLUMNS = ("student", "assignment", "question", "grading", "points", "max_points", "status",
@@ -128,9 +131,29 @@ def _where(nb: NotebookNode, index: int | None) -> str:
     return f"in cell {index + 1} (`{_one_line(nb.cells[index].source)}`)"
 
 
+@contextmanager
+def _kernel_threads(threads: int | None):
+    """Kernels started within run with `threads` threads (they inherit the environment);
+    None leaves the environment as it is."""
+    saved = {variable: os.environ.get(variable) for variable in THREAD_VARIABLES}
+    if threads:
+        os.environ.update({variable: str(threads) for variable in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for variable, value in saved.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
+
+
 def run_submission(path: Path | None, assignment: Assignment, timeout: int,
-                   total_timeout: int) -> Run:
-    """Sanitize and execute one submission; never raises for a problem of the submission."""
+                   total_timeout: int, threads: int | None = 1) -> Run:
+    """Sanitize and execute one submission, in a kernel with `threads` torch threads (one by
+    default: a student's small tensors gain nothing from more, and on a busy grading machine
+    threads that wait for each other can make a cell many times slower than its limit allows);
+    never raises for a problem of the submission."""
     if path is None:
         return Run(None, "not submitted")
     try:
@@ -141,7 +164,8 @@ def run_submission(path: Path | None, assignment: Assignment, timeout: int,
     problems = []
     with tempfile.TemporaryDirectory(prefix="pathbook-grade-") as folder:
         try:
-            executor.preprocess(nb, {"metadata": {"path": folder}})
+            with _kernel_threads(threads):
+                executor.preprocess(nb, {"metadata": {"path": folder}})
         except _OutOfTime:
             problems.append(f"stopped at the total limit of {total_timeout} s, after cell "
                             f"{executor.current + 1}")
@@ -167,6 +191,15 @@ def _error(cell: NotebookNode) -> str:
     return ""
 
 
+def _without_stderr(cell: NotebookNode) -> NotebookNode:
+    """The cell without what it wrote to standard error. nbgrader scores such a cell 0; here a
+    warning (a deprecation in torch, say) costs no points, and `_error` still reports it."""
+    kept = copy.copy(cell)
+    kept.outputs = [out for out in cell.get("outputs", [])
+                    if not (out.output_type == "stream" and out.name == "stderr")]
+    return kept
+
+
 def _score(question: Question, run: Run) -> tuple[float | str, str, str]:
     """(points, status, error) of one question in one run."""
     from nbgrader.utils import determine_grade
@@ -179,7 +212,7 @@ def _score(question: Question, run: Run) -> tuple[float | str, str, str]:
     if not question.manual and cell.get("execution_count") is None and not cell.outputs:
         return 0.0, "not run", ""
     try:
-        points, _ = determine_grade(cell)
+        points, _ = determine_grade(_without_stderr(cell))
     except ValueError as error:  # a test printed a number above its points
         return 0.0, "failed", _described(error)
     if question.manual:
@@ -251,10 +284,11 @@ def summarize(rows: list[dict]) -> list[str]:
 
 
 def grade(submissions: Path, out_csv: Path, sources: Path, timeout: int = 120,
-          total_timeout: int = 900, progress: bool = True) -> list[dict]:
+          total_timeout: int = 900, progress: bool = True, threads: int | None = 1) -> list[dict]:
     """Grade `submissions/STUDENT/ASSIGNMENT.ipynb` against the exercises in `sources` and write
     the score table to `out_csv` (columns `COLUMNS`, one row per student, assignment and
-    question). `timeout` bounds each cell, `total_timeout` each notebook, in seconds; a
+    question). `timeout` bounds each cell, `total_timeout` each notebook, in seconds; each
+    kernel runs with `threads` torch threads (None: the environment's). A
     submission that hangs, crashes or cannot be read is reported in its rows and grading goes on.
     """
     from tqdm import tqdm
@@ -268,7 +302,7 @@ def grade(submissions: Path, out_csv: Path, sources: Path, timeout: int = 120,
     with tqdm(jobs, desc="grading", unit="notebook", disable=not progress) as bar:
         for student, name, path in bar:
             bar.set_postfix_str(f"{student}/{name}")
-            run = run_submission(path, assignments[name], timeout, total_timeout)
+            run = run_submission(path, assignments[name], timeout, total_timeout, threads)
             rows += score_rows(student, assignments[name], run)
     write_csv(rows, out_csv)
     return rows

@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -160,8 +161,9 @@ class Explorer:
             raise ValueError(f"unknown method(s) {unknown}; use {PATHWAY_GRADIENT!r} or names of "
                              f"pathlib_core.methods: {', '.join(registry.METHODS)}.")
         self.methods = tuple(methods)
-        self.options = {k: dict(v) for k, v in (DEFAULT_OPTIONS if options is None
-                                                 else options).items()}
+        # read-only: the cached views depend on them
+        self.options = MappingProxyType({k: MappingProxyType(dict(v)) for k, v in (
+            DEFAULT_OPTIONS if options is None else options).items()})
         self.n_steps = n_steps
         self._view = functools.lru_cache(maxsize=cache_size)(self._compute)
         self._contributions = functools.lru_cache(maxsize=8)(self._neuron_contributions)
@@ -211,6 +213,9 @@ class Explorer:
             raise ValueError(f"unknown method {name!r}; choose one of {', '.join(kinds)} or "
                              f"{', '.join(self.methods)}.")
         method = PATHWAY_GRADIENT if name in kinds else name
+        if method not in PATHWAY_METHODS:
+            raise ValueError(f"{name} has no pathway, so its map does not change with the "
+                             f"sparsity; sweep {', '.join([*kinds, 'DGR'])}.")
         return [self.compute(self.state(image, method, s, target, kinds.get(name, "taylor")))
                 for s in sparsities]
 
@@ -229,7 +234,9 @@ class Explorer:
         subject = self.subjects[image]
         with torch.no_grad():
             logits = subject.model(subject.inputs.to(_device(subject.model)))
-        return torch.softmax(logits.double(), dim=1)[0].cpu().numpy()
+        probabilities = torch.softmax(logits.double(), dim=1)[0].cpu().numpy()
+        probabilities.setflags(write=False)  # shared by every view of this input
+        return probabilities
 
     def _neuron_contributions(self, image: str, target: int, contribution: str):
         subject = self.subjects[image]
@@ -422,6 +429,7 @@ class ExplorerWidget:
             self.picture.value = png(self.figure)
         except (ValueError, TypeError, RuntimeError) as error:
             self.error = f"{type(error).__name__}: {error}"
+            self.picture.value = b""  # no picture of other settings under these controls
             self.status.value = f"<span style='color:#b00'>{self.error}</span>"
             return
         self.error = None

@@ -85,6 +85,12 @@ def test_sweep_and_cache(tool):
     assert again is views[2]  # the same settings come back from the cache
     with pytest.raises(ValueError, match="NeuronMCT"):
         tool.sweep(image, [0.5], "NeuronMTC")
+    with pytest.raises(ValueError, match="Gradient has no pathway"):
+        tool.sweep(image, [0.5], "Gradient")
+    with pytest.raises(TypeError):
+        tool.options["DGR"]["steps"] = 1000  # would leave cached DGR views stale
+    with pytest.raises(ValueError):
+        again.probabilities[0] = 1.0  # shared by every view of the image
 
 
 def _snapshot(widget):
@@ -141,6 +147,20 @@ def test_widget_controls_redraw_the_figure(tool):
     ui.contribution.value, ui.sparsity.value = "taylor", 0.9
     assert not ui.sparsity.disabled and not ui.contribution.disabled
     assert ui.error is None and _snapshot(ui)["png"] == first["png"]  # back where it started
+
+
+def test_a_failed_redraw_shows_the_error_and_no_stale_picture(tool, monkeypatch):
+    pytest.importorskip("ipywidgets")
+    ui = tool.widget()
+    assert ui.picture.value
+
+    def fail(state):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(tool, "compute", fail)
+    ui.sparsity.value = 0.5
+    assert ui.error == "RuntimeError: out of memory" and "out of memory" in ui.status.value
+    assert ui.picture.value == b""
 
 
 def test_photo_targets_are_the_top_five_imagenet_classes():

@@ -2,7 +2,8 @@
 
 One release and one grading run are shared by the module: the graded folder holds the instructor
 versions, the student versions, one submission with a wrong answer (and a test edited to pass),
-one that hangs, one whose kernel dies and one that is not a notebook at all.
+one that calls the library instead of computing and builds on a wrong function of its own, one
+that hangs, one whose kernel dies and one that is not a notebook at all.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from pathbook.classroom import SOURCES, load_assignments, mark_cells, release
+from pathbook.classroom import SOURCES, Question, load_assignments, mark_cells, release
 from pathbook.cli import main
 from pathbook.grading import COLUMNS, find_submissions, grade
 from pathbook.project import PathbookError, load_project
 
 REPO = Path(__file__).resolve().parents[2]
 EXERCISES = REPO / SOURCES
-CELL_TIMEOUT = 20  # seconds; the slowest cell of an exercise takes about 6 s on a busy core
+CELL_TIMEOUT = 30  # seconds; the slowest cell of an exercise takes about 6 s on a busy core
 
 WRONG_SELECTION = '''def select_global(contributions, sparsity):
     # wrong on purpose: each layer is ranked on its own instead of all layers together
@@ -82,6 +83,16 @@ def graded(released, tmp_path_factory, mnist_cache_dir):
     cell_with_id(wrong, "selection").source = "### TEST selection (3 points)\npass"
     cell_with_id(wrong, "selection").metadata["nbgrader"]["points"] = 100.0
     _submit(folder, "wrong", first, wrong)
+    # a one-line call of the library function the test compares with, and a wrong restricted
+    # network on which the student's pathway gradient builds
+    _submit(folder, "shortcuts", first, _edited(
+        released, first, "taylor_contributions",
+        lambda _: "def taylor_contributions(model, inputs, target):\n"
+                  "    return dict(neuron_contributions(model, inputs, target))\n"))
+    _submit(folder, "shortcuts", second, _edited(
+        released, second, "restricted_forward",
+        lambda source: source.replace('model.relu5(model.fc1(h)) * masks["relu5"]',
+                                      "model.relu5(model.fc1(h))")))
     _submit(folder, "hangs", first, _edited(
         released, first, "taylor_contributions",
         lambda source: "while True:  # never ends\n    pass\n" + source))
@@ -289,6 +300,44 @@ def test_one_wrong_answer_loses_exactly_that_questions_points(graded):
 
 
 @pytest.mark.slow
+def test_calling_the_reference_fails_and_a_wrong_function_costs_only_its_own_points(graded):
+    rows, _, (first, second, third) = graded
+    shortcut = {r["question"]: r for r in rows_of(rows, "shortcuts", first)}
+    assert (shortcut["contributions"]["status"], shortcut["contributions"]["points"]) == (
+        "failed", 0.0)
+    assert shortcut["contributions"]["error"].startswith(
+        "LibraryCallError: this test compares your function with "
+        "pathlib_core.neuron_contributions"), shortcut["contributions"]["error"]
+    assert shortcut["selection"]["status"] == shortcut["restricted"]["status"] == "passed"
+    # pathway_gradient and gradient_similarity call the wrong restricted_forward, yet are graded
+    # with the reference in its place
+    built_on = {r["question"]: r for r in rows_of(rows, "shortcuts", second)}
+    assert (built_on["forward"]["status"], built_on["forward"]["points"]) == ("failed", 0.0)
+    assert "differ from those under pathlib_core.restrict" in built_on["forward"]["error"]
+    for question in ("gradient", "similarity"):
+        assert (built_on[question]["status"], built_on[question]["points"]) == (
+            "passed", built_on[question]["max_points"]), built_on[question]
+    assert {r["status"] for r in rows_of(rows, "shortcuts", third)} == {"not submitted"}
+
+
+def test_a_warning_on_stderr_costs_no_points_but_is_reported():
+    from pathbook.grading import Run, _score
+
+    cell = nbformat.v4.new_code_cell("### TEST quiet (2 points)\nimport warnings")
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "quiet", "points": 2.0}
+    cell.execution_count = 1
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr",
+                                           text="UserWarning: something is deprecated\n")]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    points, status, error = _score(Question("quiet", 2.0), Run(nb))
+    assert (points, status) == (2.0, "passed")
+    assert error == "wrote to stderr: UserWarning: something is deprecated"
+    cell.outputs.append(nbformat.v4.new_output("error", ename="AssertionError", evalue="no",
+                                               traceback=[]))
+    assert _score(Question("quiet", 2.0), Run(nb)) == (0.0, "failed", "AssertionError: no")
+
+
+@pytest.mark.slow
 def test_hanging_crashing_and_unreadable_submissions_are_reported_and_grading_goes_on(graded):
     rows, _, (first, second, third) = graded
     hangs = {r["question"]: r for r in rows_of(rows, "hangs", first)}
@@ -343,3 +392,21 @@ def test_a_submission_that_uses_up_its_total_time_is_stopped_and_reported(tmp_pa
     assert (row["status"], row["points"]) == ("not run", 0.0)
     assert re.fullmatch(r"timed out after [1-3] s in cell 3 \(`### BEGIN SOLUTION`\); "
                         r"stopped at the total limit of 3 s, after cell 3", row["problem"])
+
+
+@pytest.mark.slow
+def test_grading_kernels_run_with_the_threads_asked_for(tmp_path):
+    sources = tmp_path / "exercises"
+    sources.mkdir()
+    nbformat.write(_notebook(
+        "md:# Threads\n\n## What you will learn\n\nTo count.", "import os\n\nimport torch",
+        "### BEGIN SOLUTION\nthreads = torch.get_num_threads()\n### END SOLUTION",
+        "### TEST one_thread (1 point)\nassert threads == 1 and os.environ['OMP_NUM_THREADS'] == '1'"),
+        sources / "threads.ipynb")
+    release(sources, tmp_path / "out")
+    (tmp_path / "subs" / "sam").mkdir(parents=True)
+    (tmp_path / "out" / "instructor" / "threads.ipynb").rename(tmp_path / "subs/sam/threads.ipynb")
+    before = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    [row] = grade(tmp_path / "subs", tmp_path / "scores.csv", sources, timeout=60, progress=False)
+    assert (row["status"], row["points"]) == ("passed", 1.0), row
+    assert {name: os.environ.get(name) for name in before} == before  # the grader's own is kept
