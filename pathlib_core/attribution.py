@@ -14,6 +14,8 @@ pruned network's target logit most (projected gradient ascent).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from captum.attr import GradientAttribution
 from captum.log import log_usage
@@ -35,24 +37,25 @@ from .pathway import SCOPES, Pathway, restrict, select_pathway
 from .sites import SiteSpec, site_modules
 
 
-def _input_pathway(
+def _input_pathways(
     model: nn.Module,
     tensors: tuple[Tensor, ...],
     target: Target,
-    sparsity: float,
+    sparsities: Sequence[float],
     contribution: str,
     scope: str,
     modules: dict[str, nn.Module],
     n_steps: int,
-) -> tuple[Pathway, Tensor]:
-    """Each sample's own pathway (selected from its neuron contributions) and its target labels."""
+) -> tuple[list[Pathway], Tensor]:
+    """Each sample's own pathway at each sparsity (selected from one computation of its neuron
+    contributions) and its target labels."""
     check_eval_mode(model)
-    sparsity = check_sparsity(sparsity)
+    sparsities = [check_sparsity(s) for s in sparsities]
     check_choice(contribution, "contribution method", METHODS)
     check_choice(scope, "scope", SCOPES)
     contributions = contributions_at(model, tensors, target, contribution, modules, n_steps,
                                      absolute=True)
-    return select_pathway(contributions, sparsity, scope), contributions.targets
+    return [select_pathway(contributions, s, scope) for s in sparsities], contributions.targets
 
 
 class PathwayGradient(GradientAttribution):
@@ -79,7 +82,7 @@ class PathwayGradient(GradientAttribution):
         self,
         inputs: Inputs,
         target: Target = None,
-        sparsity: float = 0.9,
+        sparsity: float | Sequence[float] = 0.9,
         contribution: str = "taylor",
         scope: str = "global",
         multiply_by_inputs: bool | None = None,
@@ -93,17 +96,31 @@ class PathwayGradient(GradientAttribution):
         ``contribution`` ("taylor" or "integrated", with ``n_steps``) and ``scope`` ("global" or
         "site") choose the pathway as ``neuron_contributions`` and ``select_pathway`` do.
         ``return_pathway=True`` also returns the ``Pathway`` (not under ``NoiseTunnel``, which
-        expects attributions only).
+        expects attributions only). A list of sparsities gives a list of attributions (and of
+        pathways), one per sparsity, from one computation of the contributions: a sparsity sweep
+        of "integrated" costs one set of its passes, not one per sparsity.
         """
         tensors, is_tuple = as_input_tuple(inputs)
-        pathway, labels = _input_pathway(self.model, tensors, target, sparsity, contribution,
-                                         scope, self.site_modules, n_steps)
-        gradients = restricted_input_gradient(self.model, tensors, labels, pathway)
+        several = isinstance(sparsity, (list, tuple))
+        if several and not sparsity:
+            raise ValueError("sparsity is an empty list; pass a fraction such as 0.9 or a list "
+                             "of them.")
+        pathways, labels = _input_pathways(self.model, tensors, target,
+                                           list(sparsity) if several else [sparsity],
+                                           contribution, scope, self.site_modules, n_steps)
         multiply = self._multiply_by_inputs if multiply_by_inputs is None else multiply_by_inputs
-        if multiply:
-            gradients = tuple(g * x.detach() for g, x in zip(gradients, tensors))
-        attributions = gradients if is_tuple else gradients[0]
-        return (attributions, pathway) if return_pathway else attributions
+        results = []
+        for pathway in pathways:
+            gradients = restricted_input_gradient(self.model, tensors, labels, pathway)
+            if multiply:
+                gradients = tuple(g * x.detach() for g, x in zip(gradients, tensors))
+            attributions = gradients if is_tuple else gradients[0]
+            results.append((attributions, pathway) if return_pathway else attributions)
+        if not several:
+            return results[0]
+        if return_pathway:
+            return [r[0] for r in results], [r[1] for r in results]
+        return results
 
 
 def restricted_input_gradient(
@@ -181,8 +198,8 @@ class InputSpecificPruning(GradientAttribution):
         step = 2.5 * epsilon / n_iter if step_size is None else _positive_float(step_size,
                                                                                  "step_size")
         tensors, is_tuple = as_input_tuple(inputs)
-        pathway, labels = _input_pathway(self.model, tensors, target, sparsity, contribution,
-                                         scope, self.site_modules, n_steps)
+        (pathway,), labels = _input_pathways(self.model, tensors, target, [sparsity],
+                                             contribution, scope, self.site_modules, n_steps)
         if mode == "gradient":
             result = restricted_input_gradient(self.model, tensors, labels, pathway)
         else:

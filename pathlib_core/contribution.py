@@ -250,28 +250,79 @@ def _integrated_gradient_at(
 ) -> Tensor:
     """Trapezoid-rule mean of ``d y / d a`` at ``alpha * a`` for one site, all steps in one batch.
 
-    The batch is the inputs repeated ``n_steps + 1`` times (step-major); the site's output is
-    multiplied by each block's alpha, every other site runs unchanged.
+    The steps form a batch of ``(n_steps + 1) * B`` (step-major) in which the site's output is
+    multiplied by each block's alpha and every other site runs unchanged. The layers before the
+    site do not depend on alpha, so they run once on the ``B`` inputs and the site's output is
+    repeated (``_scaled_pass`` with ``expand``). A skip connection from before the site meets
+    the big batch with ``B`` rows, which fails for ``B > 1``; then each sample is expanded on its
+    own (one row broadcasts), and only if that fails too are the inputs themselves repeated.
     """
     batch = act.shape[0]
     steps = n_steps + 1
     alphas, weights = trapezoid_weights(n_steps, act.dtype)
-    scale = alphas.to(act.device).repeat_interleave(batch).view(-1, *([1] * (act.dim() - 1)))
+
+    def mean_gradient(rows: slice, expand: bool) -> Tensor:
+        part = act[rows]
+        scale = alphas.to(act.device).repeat_interleave(part.shape[0])
+        scale = scale.view(-1, *([1] * (act.dim() - 1)))
+        grad = _scaled_pass(model, tuple(t[rows] for t in tensors), labels[rows], modules, site,
+                            scale, steps, expand=expand)
+        if grad is None:
+            return torch.zeros_like(part)
+        return torch.tensordot(weights.to(act.device), grad.view(steps, *part.shape), dims=1)
+
+    try:
+        return mean_gradient(slice(None), expand=True)
+    except (RuntimeError, _NotExpandable):
+        pass
+    if batch > 1:
+        try:
+            return torch.cat([mean_gradient(slice(b, b + 1), expand=True) for b in range(batch)])
+        except (RuntimeError, _NotExpandable):
+            pass
+    return mean_gradient(slice(None), expand=False)
+
+
+class _NotExpandable(Exception):
+    """The expanded pass gave logits of the wrong batch size."""
+
+
+def _scaled_pass(
+    model: nn.Module,
+    tensors: tuple[Tensor, ...],
+    labels: Tensor,
+    modules: dict[str, nn.Module],
+    site: str,
+    scale: Tensor,
+    steps: int,
+    expand: bool,
+) -> Tensor | None:
+    """``d y / d a'`` at the scaled site outputs ``a' = alpha * a``, one block per alpha.
+
+    ``expand``: the model runs on the inputs once; the site's output is repeated ``steps``
+    times, scaled, and made a leaf, so the layers after it see the big batch and the backward
+    stops at the site. Otherwise the inputs are repeated (they require grad so that a graph
+    exists even when the parameters are frozen)."""
     scaled: dict[str, Tensor] = {}
 
     def scale_site(name: str, output: Tensor) -> Tensor | None:
         if name != site:
             return None
-        scaled[name] = output * scale
+        if expand:
+            base = output.detach().repeat(steps, *([1] * (output.dim() - 1)))
+            scaled[name] = (base * scale).requires_grad_(True)
+        else:
+            scaled[name] = output * scale
         return scaled[name]
 
-    repeated = tuple(
-        t.detach().repeat(steps, *([1] * (t.dim() - 1))).requires_grad_(True) for t in tensors
+    inputs = tuple(
+        t.detach() if expand else t.detach().repeat(steps, *([1] * (t.dim() - 1))).requires_grad_(True)
+        for t in tensors
     )
     with torch.enable_grad(), site_hooks(model, scale_site, modules):
-        logits = model(*repeated)
+        logits = model(*inputs)
+    if expand and (not isinstance(logits, Tensor) or logits.dim() != 2
+                   or logits.shape[0] != scale.shape[0]):
+        raise _NotExpandable
     (grad,) = target_gradients(logits, labels.repeat(steps), [scaled[site]])
-    if grad is None:
-        return torch.zeros_like(act)
-    grad = grad.view(steps, *act.shape)
-    return torch.tensordot(weights.to(act.device), grad, dims=1)
+    return grad

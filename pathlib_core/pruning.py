@@ -7,7 +7,7 @@ competitors of ``select_pathway`` as the official code builds them (PAPERS.md A.
 
 - ``learned_pathway`` / ``learned_gates``: per-element gates on every site learned by the pruning objective ("DGR",
   CDRP as the official ``cdrp/main.py`` and ``main2.py`` re-implement it), then binarised;
-- ``greedy_pathway``: iterative Taylor pruning (``Pruner.prune_greedy``);
+- ``greedy_pathway`` / ``greedy_pathways``: iterative Taylor pruning (``Pruner.prune_greedy``);
 - ``random_pathway``: the same fraction removed at random in every site (``Pruner.prune_random``);
 - ``active_pathway``: every neuron with a positive activation (the "active sub-network");
 
@@ -19,7 +19,7 @@ Every function takes a batch; each sample has its own pathway.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -119,29 +119,72 @@ def greedy_pathway(
     full of dead neurons. The official loop also runs a round at percentile 0 (removing the
     neuron(s) with the smallest positive score) and stops one step early (its last percentile is
     ``(iterations - 1) * step``); here the rounds are at ``step, 2 step, ..., sparsity``.
+    For several sparsities, ``greedy_pathways`` shares the rounds they have in common.
     """
+    return greedy_pathways(model, inputs, [sparsity], target, step, variant, sites,
+                           progress)[check_sparsity(sparsity)]
+
+
+def greedy_pathways(
+    model: nn.Module,
+    inputs: Inputs,
+    sparsities: Sequence[float],
+    target: Target = None,
+    step: float = 0.01,
+    variant: str = "official",
+    sites: SiteSpec = None,
+    progress: bool = True,
+) -> dict[float, Pathway]:
+    """``greedy_pathway`` at each of ``sparsities`` (sparsity -> pathway), the same pathways as
+    separate calls. The rounds of a sparsity that is a multiple of ``step`` are the first rounds
+    of every larger one, so those sparsities are read off one run as it passes them (sparsities
+    0.5, 0.7, ..., 0.99 at step 0.01: 99 rounds instead of 581)."""
     check_module(model)
-    sparsity = check_sparsity(sparsity)
+    wanted = sorted({check_sparsity(s) for s in sparsities})
+    if not wanted:
+        raise ValueError("sparsities is empty; pass at least one fraction in [0, 1), e.g. [0.9].")
     check_choice(variant, "greedy variant", GREEDY_VARIANTS)
-    if not (isinstance(step, (int, float)) and 0 < step < 1):
+    if isinstance(step, bool) or not (isinstance(step, (int, float)) and 0 < step < 1):
         raise ValueError(f"step must be a fraction in (0, 1), e.g. 0.01; got {step!r}.")
     modules = site_modules(model, sites)
     tensors, _ = as_input_tuple(inputs)
-    scores = contributions_at(model, tensors, target, "taylor", modules)
-    labels = scores.targets
-    rounds = max(1, round(sparsity / step))
-    pathway = Pathway({name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items()})
-    for j in tqdm(range(1, rounds + 1), desc="greedy pruning", disable=not progress):
-        fraction = min(sparsity, j * step) if j < rounds else sparsity
-        if variant == "clean":
-            pathway = select_pathway(scores, fraction)
+    first = contributions_at(model, tensors, target, "taylor", modules)
+    labels = first.targets
+    result: dict[float, Pathway] = {}
+    for run in _greedy_runs(wanted, step):
+        scores = first
+        last = max(run)
+        for j in tqdm(range(1, last + 1), desc="greedy pruning", disable=not progress):
+            fraction = run.get(j, j * step)
+            if variant == "clean":
+                pathway = select_pathway(scores, fraction)
+            else:
+                pathway = _official_greedy_round(scores, fraction)
+            if j in run:
+                pathway.settings.update(method="greedy", variant=variant, sparsity=run[j],
+                                        step=step)
+                result[run[j]] = pathway
+            if j < last:
+                with restrict(model, pathway):
+                    scores = contributions_at(model, tensors, labels, "taylor", modules)
+    return {s: result[s] for s in wanted}
+
+
+def _greedy_runs(wanted: Sequence[float], step: float) -> list[dict[int, float]]:
+    """Plan the greedy runs: each maps a round number to the sparsity read off after it. The
+    rounds of ``s`` are ``step, 2 step, ..., (r - 1) step, s`` with ``r = round(s / step)``; a
+    sparsity on the step grid ends where a larger run passes anyway, any other needs its own run."""
+    shared: dict[int, float] = {}
+    runs = []
+    for s in wanted:
+        rounds = max(1, round(s / step))
+        if abs(rounds * step - s) <= 1e-9:
+            shared[rounds] = s
         else:
-            pathway = _official_greedy_round(scores, fraction)
-        if j < rounds:
-            with restrict(model, pathway):
-                scores = contributions_at(model, tensors, labels, "taylor", modules)
-    pathway.settings.update(method="greedy", variant=variant, sparsity=sparsity, step=step)
-    return pathway
+            runs.append({rounds: s})
+    # a run only passes rounds below its last at j * step, so every shared sparsity below the
+    # largest one is read off exactly where its own run would end
+    return ([shared] if shared else []) + runs
 
 
 def _official_greedy_round(scores: Mapping[str, Tensor], fraction: float) -> Pathway:
@@ -267,12 +310,17 @@ def learned_gates(
                 model, tensors, modules, current, pending, reference, prediction, weight[pending]
             )
             better = kept & (loss.detach().double() < best_loss[pending])
-            if bool(better.any()):
+            if bool(better.all()) and pending.numel() == batch:  # the common case: no gather
+                best_loss.copy_(loss.detach().double())
+                for name, value in current.items():
+                    best[name].copy_(value.detach())
+            elif bool(better.any()):
                 rows = pending[better]
                 best_loss[rows] = loss.detach().double()[better]
                 for name, value in current.items():
                     best[name][rows] = value.detach()[better]
-            state.step(torch.autograd.grad(loss.sum(), list(current.values())))
+            grads = torch.autograd.grad(loss.sum(), list(current.values()), allow_unused=True)
+            state.step(grads, weight[pending])
             bar.update()
         state.write_back(gates, velocity)
         solved = torch.isfinite(best_loss[pending])
@@ -318,15 +366,22 @@ class _GateDescent:
     def gates(self) -> dict[str, Tensor]:
         return {name: v.detach().requires_grad_(True) for name, v in self.values.items()}
 
-    def step(self, grads: tuple[Tensor | None, ...]) -> None:
-        grads = [torch.zeros_like(v) if g is None else g for g, v in zip(grads, self.values.values())]
+    def step(self, grads: tuple[Tensor | None, ...], l1: Tensor) -> None:
+        """One step; ``grads`` are those of the distillation term alone, the L1 term's gradient
+        ``l1 * sign(g)`` is added here (gates are never negative, and ``sign(0) = 0`` as
+        autograd's ``abs``), which saves autograd's pass through ``abs``."""
+        full = []
+        for g, value in zip(grads, self.values.values()):
+            g = torch.zeros_like(value) if g is None else g
+            weight = l1.to(value.dtype).view(-1, *([1] * (value.dim() - 1)))
+            full.append(g.add_(torch.where(value > 0, weight, 0.0)))
         if self.velocity is None:
-            self.velocity = {name: g.clone() for name, g in zip(self.values, grads)}
+            self.velocity = dict(zip(self.values, full))
         else:
-            for v, g in zip(self.velocity.values(), grads):
+            for v, g in zip(self.velocity.values(), full):
                 v.mul_(self.momentum).add_(g)
-        for name, value in self.values.items():
-            value.sub_(self.lr * self.velocity[name]).clamp_(0.0, 100.0)
+        for name, value in self.values.items():  # torch.optim.SGD's update, then the clamp
+            value.add_(self.velocity[name], alpha=-self.lr).clamp_(0.0, 100.0)
 
     def write_back(self, gates: dict[str, Tensor], velocity: dict[str, Tensor]) -> None:
         """Store the rows' gates and momentum into the full-batch tensors."""
@@ -349,7 +404,9 @@ def _gated_loss(
     weight: Tensor,
 ) -> tuple[Tensor, Tensor]:
     """Per sample of ``rows``: the pruning objective and whether the gated network keeps the
-    prediction."""
+    prediction. The L1 term enters the value only (it is computed without autograd: the gates
+    are never negative, so its gradient is ``weight`` where a gate is positive, which
+    ``_GateDescent.step`` adds)."""
 
     def gate(name: str, output: Tensor) -> Tensor:
         return output * gates[name]
@@ -358,7 +415,8 @@ def _gated_loss(
     with torch.enable_grad(), site_hooks(model, gate, modules, batch_size=rows.numel()):
         logits = check_logits(model(*subset), rows.numel())
     distillation = -(reference[rows] * F.log_softmax(logits, dim=1)).sum(dim=1)
-    sparsity_term = sum(g.abs().flatten(1).sum(dim=1) for g in gates.values())
+    with torch.no_grad():
+        sparsity_term = sum(g.flatten(1).sum(dim=1) for g in gates.values())
     loss = distillation + weight.to(logits.dtype) * sparsity_term
     return loss, logits.detach().argmax(dim=1) == prediction[rows]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -52,7 +52,7 @@ def sensitivity_n(
     model: nn.Module,
     inputs: Tensor,
     target: Target,
-    attributions: Tensor,
+    attributions: Tensor | Mapping[str, Tensor],
     ns: Sequence[int] | Tensor | None = None,
     n_subsets: int = 100,
     replacement: str | float | Tensor = "zero",
@@ -61,7 +61,7 @@ def sensitivity_n(
     batch_size: int = 256,
     seed: int = 0,
     progress: bool = False,
-) -> SensitivityN:
+) -> SensitivityN | dict[str, SensitivityN]:
     """Pearson correlation, per image and subset size n, between ``sum_{i in S} R_i`` and
     ``f(x) - f(x with S removed)`` over ``n_subsets`` random pixel subsets S of size n.
 
@@ -71,6 +71,9 @@ def sensitivity_n(
     "probability". The correlation is NaN where the sums or the drops are exactly constant over
     the subsets (e.g. n = H * W, or a model that ignores the removed pixels). The model must be in
     eval mode and is never changed.
+
+    ``attributions`` may be a mapping (method name -> maps): the result is then a mapping of
+    results, and the removal passes, which do not depend on the maps, run once for all of them.
     """
     model, inputs = _check_model_and_images(model, inputs)
     n_subsets = _check_subset_count(n_subsets)
@@ -81,14 +84,14 @@ def sensitivity_n(
     correlation = _correlation_over_subsets(
         model, inputs, target, attributions, masks, len(sizes), replacement, output, reduce,
         batch_size, progress, "sensitivity-n")
-    return SensitivityN(ns=sizes, correlation=correlation)
+    return _results(correlation, sizes)
 
 
 def patch_sensitivity(
     model: nn.Module,
     inputs: Tensor,
     target: Target,
-    attributions: Tensor,
+    attributions: Tensor | Mapping[str, Tensor],
     sides: Sequence[int],
     n_patches: int = 100,
     replacement: str | float | Tensor = "zero",
@@ -97,14 +100,15 @@ def patch_sensitivity(
     batch_size: int = 256,
     seed: int = 0,
     progress: bool = False,
-) -> SensitivityN:
+) -> SensitivityN | dict[str, SensitivityN]:
     """Sensitivity-n with square patches in place of scattered pixels: for each side k in
     ``sides``, ``n_patches`` k x k patches at uniformly drawn positions (seeded by ``(seed, k)``,
     the same for every image). Returns a ``SensitivityN`` whose ``ns`` are the patch areas k * k.
 
     Scattered pixels test whether attributions add up over features the network sees apart;
     patches test it over the contiguous regions a network reads together (Khakzar et al. 2019
-    frame global importance as the effect of removing groups of elements).
+    frame global importance as the effect of removing groups of elements). A mapping of
+    ``attributions`` gives a mapping of results, as ``sensitivity_n``.
     """
     model, inputs = _check_model_and_images(model, inputs)
     n_patches = _check_subset_count(n_patches)
@@ -115,14 +119,21 @@ def patch_sensitivity(
     correlation = _correlation_over_subsets(
         model, inputs, target, attributions, masks, len(sides), replacement, output, reduce,
         batch_size, progress, "patch sensitivity")
-    return SensitivityN(ns=sides * sides, correlation=correlation)
+    return _results(correlation, sides * sides)
+
+
+def _results(correlation: Tensor | dict[str, Tensor],
+             ns: Tensor) -> SensitivityN | dict[str, SensitivityN]:
+    if isinstance(correlation, dict):
+        return {name: SensitivityN(ns=ns, correlation=c) for name, c in correlation.items()}
+    return SensitivityN(ns=ns, correlation=correlation)
 
 
 def _correlation_over_subsets(
     model: nn.Module,
     inputs: Tensor,
     target: Target,
-    attributions: Tensor,
+    attributions: Tensor | Mapping[str, Tensor],
     masks: Tensor,
     n_groups: int,
     replacement: str | float | Tensor,
@@ -131,13 +142,19 @@ def _correlation_over_subsets(
     batch_size: int,
     progress: bool,
     desc: str,
-) -> Tensor:
+) -> Tensor | dict[str, Tensor]:
     """(B, n_groups): the Pearson correlation, per image and group of subsets (``masks`` holds
     ``n_groups`` consecutive groups of equally many pixel subsets, (G * S, pixels) bool), between
-    the summed attribution of a subset and the output drop when it is removed."""
+    the summed attribution of a subset and the output drop when it is removed; one such tensor
+    per map when ``attributions`` is a mapping (the drops are computed once)."""
     output = check_choice(output, "output", OUTPUTS)
     batch_size = check_positive_int(batch_size, "batch_size")
-    importance = pixel_map(_check_attributions(attributions, inputs), reduce).flatten(1)
+    several = isinstance(attributions, Mapping)
+    if several and not attributions:
+        raise ValueError("attributions is an empty mapping; pass at least one map tensor.")
+    named = dict(attributions) if several else {"": attributions}
+    importance = {name: pixel_map(_check_attributions(a, inputs), reduce).flatten(1)
+                  for name, a in named.items()}
     filled = replacement_images(inputs, replacement)
     labels, base = _unperturbed_outputs(model, inputs, target, output, batch_size)
     masks = masks.to(inputs.device)
@@ -152,9 +169,12 @@ def _correlation_over_subsets(
     per_group = masks.shape[0] // n_groups
     drops = (base.unsqueeze(1) - outputs).double().view(-1, n_groups, per_group)
     subsets = masks.view(n_groups, per_group, -1)
-    weights = importance.double()
-    sums = torch.stack([weights @ subset.double().T for subset in subsets], dim=1)
-    return _pearson(sums, drops)
+    result = {}
+    for name, weights in importance.items():
+        weights = weights.double()
+        sums = torch.stack([weights @ subset.double().T for subset in subsets], dim=1)
+        result[name] = _pearson(sums, drops)
+    return result if several else result[""]
 
 
 def _pearson(x: Tensor, y: Tensor) -> Tensor:

@@ -241,6 +241,8 @@ def test_inputs_are_not_touched():
         ({"target": 9}, ValueError, r"\[0, 4\]"),
         ({"target": [0, 1, 2]}, ValueError, "one class index per sample"),
         ({"target": (0, 1)}, TypeError, "tuple targets"),
+        ({"sparsity": []}, ValueError, "empty list"),
+        ({"sparsity": [0.5, 1.0]}, ValueError, r"\[0, 1\)"),
     ],
 )
 def test_bad_arguments_name_the_fix(kwargs, error, match):
@@ -273,3 +275,21 @@ def test_return_pathway_is_a_pathway():
     assert isinstance(pathway, Pathway) and pathway.batch_size == 3
     contributions = neuron_contributions(model, _inputs((3, 1, 8, 8)), 0)
     assert list(contributions) == pathway.sites
+
+
+@pytest.mark.parametrize("contribution", ["taylor", "integrated"])
+def test_a_list_of_sparsities_equals_one_call_per_sparsity(contribution):
+    model = toy.small_cnn()
+    x = _inputs((3, 1, 8, 8))
+    target = torch.tensor([0, 1, 2])
+    explainer = PathwayGradient(model)
+    sparsities = [0.0, 0.5, 0.9]
+    maps, pathways = explainer.attribute(x, target, sparsity=sparsities,
+                                         contribution=contribution, return_pathway=True)
+    assert len(maps) == len(pathways) == 3
+    for s, got, pathway in zip(sparsities, maps, pathways):
+        alone, alone_pathway = explainer.attribute(x, target, sparsity=s,
+                                                   contribution=contribution, return_pathway=True)
+        assert torch.equal(got, alone)
+        assert all(torch.equal(pathway.masks[n], alone_pathway.masks[n]) for n in pathway.sites)
+    assert not torch.equal(maps[0], maps[2])

@@ -216,3 +216,74 @@ def test_non_finite_logits_are_reported():
     x = torch.tensor([[1.0, 2.0, 3.0], [float("nan"), 0.0, 0.0]], dtype=torch.float64)
     with pytest.raises(ValueError, match=r"samples \[1\]"):
         neuron_contributions(model, x, 0)
+
+
+class _SkipAcrossSites(nn.Module):
+    """A skip connection from the first site to after the second: the second site's expanded
+    output meets the first site's unexpanded one (added, or with ``concat`` concatenated)."""
+
+    def __init__(self, concat: bool = False):
+        super().__init__()
+        torch.manual_seed(7)
+        self.concat = concat
+        self.conv0, self.relu0 = nn.Conv2d(1, 3, 3, padding=1), nn.ReLU()
+        self.conv1, self.relu1 = nn.Conv2d(3, 3, 3, padding=1), nn.ReLU()
+        self.head = nn.Linear((6 if concat else 3) * 6 * 6, 4)
+
+    def forward(self, x):
+        h = self.relu0(self.conv0(x))
+        g = self.relu1(self.conv1(h))
+        return self.head((torch.cat([g, h], dim=1) if self.concat else g + h).flatten(1))
+
+
+def _integrated_without_expansion(monkeypatch, model, x, target):
+    from pathlib_core import contribution
+
+    original = contribution._scaled_pass
+    monkeypatch.setattr(contribution, "_scaled_pass",
+                        lambda *args, expand: original(*args, expand=False))
+    try:
+        return neuron_contributions(model, x, target, method="integrated", n_steps=3)
+    finally:
+        monkeypatch.setattr(contribution, "_scaled_pass", original)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("kind", ["cnn", "skip", "concat"])
+def test_integrated_runs_the_layers_before_a_site_once_with_the_same_result(
+        monkeypatch, kind, batch):
+    if kind == "cnn":
+        model, side = toy.small_cnn(), 8
+    else:
+        model, side = _SkipAcrossSites(concat=kind == "concat").double().eval(), 6
+    x = _inputs((batch, 1, side, side), seed=2)
+    target = torch.arange(batch) % 4
+    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    seen = []
+    handle = first.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    try:
+        expanded = neuron_contributions(model, x, target, method="integrated", n_steps=3)
+    finally:
+        handle.remove()
+    repeated = _integrated_without_expansion(monkeypatch, model, x, target)
+    for name in repeated:
+        torch.testing.assert_close(expanded[name], repeated[name], rtol=1e-12, atol=1e-14)
+    # the first layer runs on the B inputs (or, past an added skip connection, on one sample at
+    # a time, where the single row broadcasts); only a concatenation across the site forces
+    # the repeated inputs, for the second site
+    assert seen.count(4 * batch) == (1 if kind == "concat" else 0)
+    if kind == "skip" and batch > 1:
+        assert seen.count(1) == batch
+
+
+def test_integrated_expansion_on_resnet18(monkeypatch):
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=5).double().eval()
+    for batch in (1, 2):
+        x = _inputs((batch, 3, 32, 32), seed=batch)
+        target = torch.arange(batch)
+        expanded = neuron_contributions(model, x, target, method="integrated", n_steps=3)
+        repeated = _integrated_without_expansion(monkeypatch, model, x, target)
+        for name in repeated:
+            torch.testing.assert_close(expanded[name], repeated[name], rtol=1e-9, atol=1e-12)

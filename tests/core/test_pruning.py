@@ -328,3 +328,19 @@ def test_an_in_place_first_relu_never_writes_into_the_inputs():
     pruning.active_pathway(model, x)
     pruning.random_pathway(model, x, 0.5)
     assert torch.equal(x, kept)
+
+
+@pytest.mark.parametrize("variant", ["official", "clean"])
+def test_greedy_pathways_share_rounds_and_equal_separate_calls(variant):
+    model, x = _setup()
+    wanted = [0.3, 0.5, 0.55, 0.6, 0.0]  # 0.55 is off the 0.1 grid: it needs a run of its own
+    together = pruning.greedy_pathways(model, x, wanted, step=0.1, variant=variant,
+                                       progress=False)
+    assert list(together) == sorted(wanted)
+    for s in wanted:
+        alone = pruning.greedy_pathway(model, x, s, step=0.1, variant=variant, progress=False)
+        assert all(torch.equal(a, b) for a, b in zip(_masks(together[s]), _masks(alone)))
+        assert together[s].settings["sparsity"] == s
+    # 0.3, 0.5 and 0.6 from one run of 6 rounds; 0.0 (one round at fraction 0) and 0.55 alone
+    assert pruning._greedy_runs(sorted(wanted), 0.1) == [{3: 0.3, 5: 0.5, 6: 0.6}, {1: 0.0},
+                                                          {6: 0.55}]

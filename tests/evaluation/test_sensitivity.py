@@ -189,3 +189,25 @@ def test_bad_patch_sides_name_the_fix(sides, match):
     model, x = linear(), images()
     with pytest.raises((ValueError, TypeError), match=match):
         patch_sensitivity(model, x, 0, x, sides=sides, n_patches=5)
+
+
+def test_a_mapping_of_maps_equals_one_call_per_map_with_one_set_of_removal_passes(monkeypatch):
+    from pathlib_core.evaluation import sensitivity
+
+    model, x, target = linear(), images(), torch.tensor([2, 0, 1])
+    maps = {"exact": exact_map(model, x, target), "random": random_attributions(x, seed=4)}
+    calls = []
+    original = sensitivity._removal_outputs
+    monkeypatch.setattr(sensitivity, "_removal_outputs",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    together = sensitivity_n(model, x, target, maps, NS, n_subsets=20)
+    patches = patch_sensitivity(model, x, target, maps, sides=(1, 2), n_patches=10)
+    assert len(calls) == 2 and list(together) == list(patches) == ["exact", "random"]
+    for name, m in maps.items():
+        alone = sensitivity_n(model, x, target, m, NS, n_subsets=20)
+        assert torch.equal(together[name].correlation, alone.correlation)
+        assert torch.equal(together[name].ns, alone.ns)
+        alone = patch_sensitivity(model, x, target, m, sides=(1, 2), n_patches=10)
+        assert torch.equal(patches[name].correlation, alone.correlation)
+    with pytest.raises(ValueError, match="empty mapping"):
+        sensitivity_n(model, x, target, {}, NS)
