@@ -8,7 +8,8 @@ is set to zero. One forward and one backward pass for the whole batch.
 ``"integrated"`` (NeuronIntGrad) is the integrated gradient of ``y`` with respect to one site's
 activations with a zero baseline, ``|a * integral_0^1 d y / d a' (alpha a) d alpha|``, each site
 scaled separately while the other sites run unchanged (official ``Pruner._calc_integrad_scores``).
-Cost: one forward and backward pass per site over a batch of ``(n_steps + 1) * B`` inputs.
+Cost: per site, one pass of the layers before it over the ``B`` inputs and one forward and
+backward pass of the layers after it over ``(n_steps + 1) * B`` copies of its scaled output.
 
 ReLU6 (EfficientNet-Lite0). ``a`` is the site's *output*, so a saturated unit (``a = 6``) has
 ``d a / d z = 0`` but not ``d y / d a = 0``: its Taylor score is ``6 |d y / d a|``, the
@@ -273,18 +274,22 @@ def _integrated_gradient_at(
 
     try:
         return mean_gradient(slice(None), expand=True)
-    except (RuntimeError, _NotExpandable):
+    except _REFUSED:
         pass
     if batch > 1:
         try:
             return torch.cat([mean_gradient(slice(b, b + 1), expand=True) for b in range(batch)])
-        except (RuntimeError, _NotExpandable):
+        except _REFUSED:
             pass
-    return mean_gradient(slice(None), expand=False)
+    return mean_gradient(slice(None), expand=False)  # a genuine error is raised again here
 
 
 class _NotExpandable(Exception):
     """The expanded pass gave logits of the wrong batch size."""
+
+
+# how a model refuses a batch whose size changes at the site (shape errors, asserts on shapes)
+_REFUSED = (RuntimeError, ValueError, AssertionError, _NotExpandable)
 
 
 def _scaled_pass(

@@ -1,18 +1,26 @@
-"""Shared fixtures: the MNIST CNN is trained once per test session, into a temporary cache."""
+"""Shared fixtures: the trained MNIST CNN in a temporary cache, made once per test session."""
 
 from __future__ import annotations
+
+import shutil
 
 import pytest
 
 
 @pytest.fixture(scope="session")
 def mnist_cache_dir(tmp_path_factory):
-    """A cache folder holding the trained MNIST CNN (trained once per session, about 30 s)."""
-    from pathlib_core.models import mnist_cnn
+    """A cache folder holding the trained MNIST CNN: copied from the user's cache when that holds
+    it (the book build, which runs first, trains it there), else trained once per session (about
+    a minute). The copy is checked against its recorded sha256 like any cached weights."""
+    from pathlib_core.models import mnist_cnn, mnist_cnn_cache_path
 
     folder = tmp_path_factory.mktemp("pathlib_core_cache")
+    trained = mnist_cnn_cache_path()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PATHLIB_CORE_CACHE", str(folder))
+        if trained.exists() and trained.with_suffix(".json").exists():
+            for source in (trained, trained.with_suffix(".json")):
+                shutil.copy2(source, folder / source.name)
         mnist_cnn(progress=False)
     return folder
 

@@ -1,0 +1,123 @@
+"""Long computations in chunks of samples, each chunk saved the moment it is done, so a stopped run
+continues where it stopped instead of starting over.
+
+The full profile's pruning objective (``pruning.learned_gates``, 1,000 SGD steps per sample, as the
+official code) needs hours on a CPU for 1,000 digits; every sample is optimised on its own, so a
+chunk of samples gives the same gates as the whole batch, and chunks can be computed in separate
+runs. A chunk lives in ``cache_dir()/chunks/NAME-KEY/START-STOP.pt`` (folder
+``$PATHLIB_CORE_CACHE``), written atomically; ``KEY`` hashes the model's weights, the inputs, the
+options and the source of the modules the result depends on, so nothing stale is loaded. A file that cannot be read is
+reported with a warning and recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from ._cache import atomic_write, cache_dir
+from ._validation import check_module, check_positive_int
+from .contribution import Contributions
+
+PER_SAMPLE_SETTINGS = ("kept_prediction", "l1_final")  # learned_gates settings, one per sample
+
+
+# the modules the pruning objective's result depends on (an edit elsewhere keeps saved chunks)
+GATE_SOURCES = ("pruning.py", "contribution.py", "pathway.py", "sites.py", "_validation.py")
+
+
+def fingerprint(model: nn.Module, inputs: Tensor, options: dict[str, Any],
+                sources: Sequence[str]) -> str:
+    """sha256 of the model's parameters and buffers, the inputs, ``options`` and the library's
+    ``sources`` (file names in this package): everything a chunk's result depends on."""
+    digest = hashlib.sha256(repr(sorted(options.items())).encode())
+    for name, tensor in [*model.state_dict().items(), ("inputs", inputs)]:
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"|{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    for name in sources:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()
+
+
+def run_in_chunks(
+    name: str,
+    key: str,
+    n: int,
+    chunk_size: int,
+    compute: Callable[[slice], dict[str, Any]],
+    cache: bool = True,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """``compute(rows)`` for ``rows = slice(0, chunk_size), slice(chunk_size, 2 * chunk_size),
+    ...`` up to ``n``; each result (a dict of tensors and plain values) is saved as soon as it is
+    computed and loaded instead of computed on a later call with the same ``name`` and ``key``.
+    ``cache=False`` neither reads nor writes."""
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    folder = cache_dir() / "chunks" / f"{name}-{key[:16]}"
+    results = []
+    starts = range(0, n, chunk_size)
+    for start in tqdm(starts, desc=name, disable=not progress or len(starts) < 2):
+        rows = slice(start, min(n, start + chunk_size))
+        path = folder / f"{rows.start}-{rows.stop}.pt"
+        stored = _load(path) if cache else None
+        if stored is None:
+            stored = compute(rows)
+            if cache:
+                atomic_write(path, lambda fh, value=stored: torch.save(value, fh))
+        results.append(stored)
+    return results
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable chunk is recomputed
+        warnings.warn(f"the saved chunk {path} could not be read ({exc}); computing it again.",
+                      stacklevel=3)
+        return None
+
+
+def learned_gates_in_chunks(
+    model: nn.Module,
+    inputs: Tensor,
+    chunk_size: int,
+    cache: bool = True,
+    progress: bool = True,
+    **options: Any,
+) -> Contributions:
+    """``pruning.learned_gates(model, inputs, **options)``, ``chunk_size`` samples at a time,
+    each finished chunk saved (``run_in_chunks``): the same gates, settings and targets as one
+    call on the whole batch, and a stopped run resumes at the first chunk not yet done."""
+    from .pruning import learned_gates
+
+    check_module(model)
+    if not isinstance(inputs, Tensor):
+        raise TypeError(f"inputs must be one tensor (batch first), got {type(inputs).__name__}.")
+    options.pop("progress", None)
+
+    def compute(rows: slice) -> dict[str, Any]:
+        gates = learned_gates(model, inputs[rows], progress=False, **options)
+        settings = dict(gates.settings)
+        return {
+            "values": dict(gates),
+            "targets": gates.targets,
+            "per_sample": {k: settings.pop(k) for k in PER_SAMPLE_SETTINGS},
+            "settings": settings,
+        }
+
+    key = fingerprint(model, inputs, {**options, "function": "learned_gates"}, GATE_SOURCES)
+    parts = run_in_chunks("learned_gates", key, len(inputs), chunk_size, compute, cache, progress)
+    values = {site: torch.cat([p["values"][site] for p in parts]) for site in parts[0]["values"]}
+    per_sample = {k: torch.cat([p["per_sample"][k] for p in parts]) for k in PER_SAMPLE_SETTINGS}
+    return Contributions(values, {**parts[0]["settings"], **per_sample},
+                         torch.cat([p["targets"] for p in parts]))

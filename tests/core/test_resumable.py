@@ -1,0 +1,82 @@
+"""Chunked, resumable gate learning equals one call on the whole batch and survives a stop."""
+
+import pytest
+import torch
+
+from pathlib_core import pruning, resumable
+
+try:
+    from . import toy_models as toy
+except ImportError:
+    import toy_models as toy
+
+single_thread = toy.single_thread
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATHLIB_CORE_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def _setup(batch=5):
+    model = toy.small_cnn(seed=2)
+    torch.manual_seed(3)
+    return model, torch.randn(batch, 1, 8, 8, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("init", ["ones", "uniform"])
+def test_chunks_equal_one_batch(cache, init):
+    model, x = _setup()
+    whole = pruning.learned_gates(model, x, init=init, steps=15, seed=4, progress=False)
+    chunked = resumable.learned_gates_in_chunks(model, x, 2, init=init, steps=15, seed=4,
+                                                progress=False)
+    assert list(chunked) == list(whole)
+    for name in whole:
+        torch.testing.assert_close(chunked[name], whole[name], rtol=1e-12, atol=1e-14)
+    assert torch.equal(chunked.targets, whole.targets)
+    assert chunked.settings.keys() == whole.settings.keys()
+    for key, value in whole.settings.items():
+        assert torch.equal(chunked.settings[key], value) if torch.is_tensor(value) \
+            else chunked.settings[key] == value
+    assert len(list((cache / "chunks").rglob("*.pt"))) == 3  # 2 + 2 + 1 samples
+
+
+def test_a_stopped_run_resumes_at_the_first_missing_chunk(cache, monkeypatch):
+    model, x = _setup()
+    first = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
+    calls = []
+    original = pruning.learned_gates
+    monkeypatch.setattr(pruning, "learned_gates",
+                        lambda m, inputs, **k: calls.append(len(inputs)) or original(m, inputs, **k))
+    again = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
+    assert calls == []  # everything was saved
+    (folder,) = (cache / "chunks").iterdir()
+    (folder / "2-4.pt").unlink()  # as if the run had stopped during the second chunk
+    (folder / "4-5.pt").write_bytes(b"half a file")  # and the last one were unreadable
+    with pytest.warns(UserWarning, match="could not be read"):
+        resumed = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
+    assert calls == [2, 1]
+    for name in first:
+        assert torch.equal(again[name], first[name])
+        torch.testing.assert_close(resumed[name], first[name], rtol=0, atol=0)
+
+
+def test_other_settings_weights_or_inputs_do_not_reuse_chunks(cache):
+    model, x = _setup()
+    resumable.learned_gates_in_chunks(model, x, 5, steps=5, progress=False)
+    resumable.learned_gates_in_chunks(model, x, 5, steps=6, progress=False)
+    resumable.learned_gates_in_chunks(model, x + 1, 5, steps=5, progress=False)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.1)
+    resumable.learned_gates_in_chunks(model, x, 5, steps=5, progress=False)
+    assert len(list((cache / "chunks").iterdir())) == 4
+
+
+def test_bad_arguments_name_the_fix(cache):
+    model, x = _setup()
+    with pytest.raises(ValueError, match="chunk_size"):
+        resumable.learned_gates_in_chunks(model, x, 0, steps=2)
+    with pytest.raises(TypeError, match="one tensor"):
+        resumable.learned_gates_in_chunks(model, (x,), 2, steps=2)
+    assert not (cache / "chunks").exists()
