@@ -44,6 +44,14 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def hash_tensor(digest: "hashlib._Hash", tensor: torch.Tensor, label: str = "") -> None:
+    """Feed ``label``, the dtype, shape and bytes of ``tensor`` into ``digest`` (cache keys)."""
+    tensor = tensor.detach().cpu().contiguous()
+    prefix = f"|{label}" if label else ""  # without a label: the keys ROAR's cache always had
+    digest.update(f"{prefix}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+    digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], Any]) -> None:
     """Write ``path`` through ``write(fh)`` into a temporary file in the same folder, then
     ``os.replace`` it into place, so readers see the old file or the new one, never half of one.

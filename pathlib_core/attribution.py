@@ -109,18 +109,15 @@ class PathwayGradient(GradientAttribution):
                                            list(sparsity) if several else [sparsity],
                                            contribution, scope, self.site_modules, n_steps)
         multiply = self._multiply_by_inputs if multiply_by_inputs is None else multiply_by_inputs
-        results = []
+        maps = []
         for pathway in pathways:
             gradients = restricted_input_gradient(self.model, tensors, labels, pathway)
             if multiply:
                 gradients = tuple(g * x.detach() for g, x in zip(gradients, tensors))
-            attributions = gradients if is_tuple else gradients[0]
-            results.append((attributions, pathway) if return_pathway else attributions)
+            maps.append(gradients if is_tuple else gradients[0])
         if not several:
-            return results[0]
-        if return_pathway:
-            return [r[0] for r in results], [r[1] for r in results]
-        return results
+            maps, pathways = maps[0], pathways[0]
+        return (maps, pathways) if return_pathway else maps
 
 
 def restricted_input_gradient(

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ._cache import atomic_write, cache_dir
+from ._cache import atomic_write, cache_dir, hash_tensor
 from ._validation import check_module, check_positive_int
 from .contribution import Contributions
 
@@ -39,9 +39,7 @@ def fingerprint(model: nn.Module, inputs: Tensor, options: dict[str, Any],
     ``sources`` (file names in this package): everything a chunk's result depends on."""
     digest = hashlib.sha256(repr(sorted(options.items())).encode())
     for name, tensor in [*model.state_dict().items(), ("inputs", inputs)]:
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"|{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        hash_tensor(digest, tensor, name)
     for name in sources:
         digest.update((Path(__file__).parent / name).read_bytes())
     return digest.hexdigest()

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import models
-from .._cache import atomic_write, cache_dir
+from .._cache import atomic_write, cache_dir, hash_tensor
 from .maps import pixel_map, replacement_images, top_pixels
 
 __all__ = ["MODES", "degrade", "cached_attributions", "RoarResult", "roar", "mnist_trainer"]
@@ -128,9 +128,7 @@ def _content_hash(key: str, *tensors: Tensor) -> str:
     """sha256 of ``key`` and of the dtype, shape and bytes of each tensor."""
     digest = hashlib.sha256(key.encode())
     for tensor in tensors:
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        hash_tensor(digest, tensor)
     return digest.hexdigest()
 
 
