@@ -77,8 +77,8 @@ class State:
 
 @dataclass(frozen=True, eq=False)
 class View:
-    """What one state shows: the displayed map (H, W) in [0, 1] (``plotting.saliency_to_display``),
-    the pathway's kept fraction per site (``None`` for a method without a pathway) and overall,
+    """What one state shows: the displayed map (H, W) in [0, 1] (``plotting.saliency_to_display``
+    capped at ``plotting.CAP_PERCENTILE``, as the book's figures), the pathway's kept fraction per site (``None`` for a method without a pathway) and overall,
     the predicted class and the class probabilities."""
 
     state: State
@@ -269,7 +269,8 @@ class Explorer:
         else:
             options = self.options.get(state.method, {})
             maps = registry.get(state.method, **options)(subject.model, x, target)
-        saliency = plotting.saliency_to_display(maps.detach())[0].astype(np.float32)
+        saliency = plotting.saliency_to_display(
+            maps.detach(), cap_percentile=plotting.CAP_PERCENTILE)[0].astype(np.float32)
         saliency.setflags(write=False)
         probabilities = self._probabilities(state.image)
         return View(state, subject, saliency, kept, overall, int(probabilities.argmax()),

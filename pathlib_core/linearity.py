@@ -33,7 +33,6 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ._validation import (
-    Inputs,
     Target,
     as_input_tuple,
     check_eval_mode,

@@ -15,10 +15,11 @@ import io
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -196,13 +197,23 @@ def image_grid(images: Any, titles: Sequence[str] | None = None, ncols: int = 8,
     return fig
 
 
-def saliency_to_display(maps: Any) -> np.ndarray:
+def saliency_to_display(maps: Any, cap_percentile: float | None = None) -> np.ndarray:
     """Attributions ``(N, C, H, W)`` (or ``(N, H, W)``) as ``(N, H, W)`` images in [0, 1], the
     official display (PAPERS.md A.4, ``Plot_tools.max_regarding_to_abs``): per pixel the channel
     value of largest magnitude, sign kept, then ``|.|`` divided by each map's maximum (an all-zero
-    map stays zero)."""
+    map stays zero).
+
+    With ``cap_percentile`` (e.g. :data:`CAP_PERCENTILE`) each map is divided instead by that
+    percentile of its non-zero magnitudes and capped at 1, as SmoothGrad's figures cap at the 99th
+    percentile (Smilkov et al., 2017). Counting only non-zero pixels keeps the rule meaningful for
+    a sparse pathway's map, where most pixels are exactly zero; a few very large pixels then no
+    longer leave the rest of the map black."""
     import torch
 
+    if cap_percentile is not None and (isinstance(cap_percentile, bool)
+                                       or not 0.0 < float(cap_percentile) <= 100.0):
+        raise ValueError(f"cap_percentile must be None (the official display) or a number in "
+                         f"(0, 100], got {cap_percentile!r}; e.g. {CAP_PERCENTILE}.")
     tensor = torch.as_tensor(maps).detach().cpu().double()
     if tensor.dim() == 3:
         tensor = tensor.unsqueeze(1)
@@ -210,9 +221,20 @@ def saliency_to_display(maps: Any) -> np.ndarray:
         raise ValueError(f"maps must be (N, C, H, W) or (N, H, W); got {tuple(tensor.shape)}.")
     largest, smallest = tensor.max(dim=1).values, tensor.min(dim=1).values
     signed = torch.where(largest.abs() >= smallest.abs(), largest, smallest)
-    magnitude = signed.abs()
-    peak = magnitude.flatten(1).max(dim=1).values.clamp_min(1e-300).view(-1, 1, 1)
-    return (magnitude / peak).numpy()
+    magnitude = signed.abs().flatten(1)
+    if cap_percentile is None:
+        peak = magnitude.max(dim=1).values
+    else:
+        peak = torch.tensor([float(np.percentile(row[row > 0].numpy(), float(cap_percentile)))
+                             if bool((row > 0).any()) else 0.0 for row in magnitude],
+                            dtype=magnitude.dtype)
+    shown = (magnitude / peak.clamp_min(1e-300).unsqueeze(1)).clamp_max(1.0)
+    return shown.view(signed.shape).numpy()
+
+
+CAP_PERCENTILE = 99.0
+"""The percentile of a map's non-zero magnitudes at which the book's figures cap their colour
+scale (:func:`saliency_to_display`; SmoothGrad's display)."""
 
 
 # matplotlib's JavaScript player draws its buttons with Font Awesome 4.4 from a CDN; the book

@@ -13,8 +13,10 @@ reported with a warning and recomputed.
 from __future__ import annotations
 
 import hashlib
+import re
+import shutil
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +29,49 @@ from ._validation import check_module, check_positive_int
 from .contribution import Contributions
 
 PER_SAMPLE_SETTINGS = ("kept_prediction", "l1_final")  # learned_gates settings, one per sample
+_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 
 
 # the modules the pruning objective's result depends on (an edit elsewhere keeps saved chunks)
 GATE_SOURCES = ("pruning.py", "contribution.py", "pathway.py", "sites.py", "_validation.py")
+# and those an attribution map of the method registry depends on
+MAP_SOURCES = (*GATE_SOURCES, "attribution.py", "methods.py")
+
+
+def content_key(options: Mapping[str, Any], tensors: Iterable[tuple[str, Tensor]] = (),
+                sources: Sequence[str] = ()) -> str:
+    """sha256 of ``options`` (sorted by key), of each ``(label, tensor)`` (dtype, shape, bytes)
+    and of the library's ``sources`` (file names relative to this package): the key of a saved
+    result, which must name everything the result depends on."""
+    digest = hashlib.sha256(repr(sorted(options.items())).encode())
+    for name, tensor in tensors:
+        hash_tensor(digest, tensor, name)
+    for name in sources:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()
 
 
 def fingerprint(model: nn.Module, inputs: Tensor, options: dict[str, Any],
                 sources: Sequence[str]) -> str:
     """sha256 of the model's parameters and buffers, the inputs, ``options`` and the library's
     ``sources`` (file names in this package): everything a chunk's result depends on."""
-    digest = hashlib.sha256(repr(sorted(options.items())).encode())
-    for name, tensor in [*model.state_dict().items(), ("inputs", inputs)]:
-        hash_tensor(digest, tensor, name)
-    for name in sources:
-        digest.update((Path(__file__).parent / name).read_bytes())
-    return digest.hexdigest()
+    return content_key(options, [*model.state_dict().items(), ("inputs", inputs)], sources)
+
+
+def versions() -> dict[str, str]:
+    """The versions of the packages whose numerics a saved result depends on (torch, Captum)."""
+    import captum
+
+    return {"torch": torch.__version__, "captum": captum.__version__}
+
+
+def cached_result(name: str, key: str, compute: Callable[[], dict[str, Any]],
+                  cache: bool = True) -> dict[str, Any]:
+    """``compute()`` (a dict of tensors and plain values), saved in
+    ``cache_dir()/chunks/NAME-KEY/result.pt`` the moment it returns and loaded instead of
+    computed by a later call with the same ``name`` and ``key``. ``cache=False`` neither reads
+    nor writes."""
+    return _stored(_folder(name, key) / "result.pt", compute, cache)
 
 
 def run_in_chunks(
@@ -59,19 +88,31 @@ def run_in_chunks(
     computed and loaded instead of computed on a later call with the same ``name`` and ``key``.
     ``cache=False`` neither reads nor writes."""
     chunk_size = check_positive_int(chunk_size, "chunk_size")
-    folder = cache_dir() / "chunks" / f"{name}-{key[:16]}"
+    folder = _folder(name, key) if cache else Path()
     results = []
     starts = range(0, n, chunk_size)
     for start in tqdm(starts, desc=name, disable=not progress or len(starts) < 2):
         rows = slice(start, min(n, start + chunk_size))
-        path = folder / f"{rows.start}-{rows.stop}.pt"
-        stored = _load(path) if cache else None
-        if stored is None:
-            stored = compute(rows)
-            if cache:
-                atomic_write(path, lambda fh, value=stored: torch.save(value, fh))
-        results.append(stored)
+        results.append(_stored(folder / f"{rows.start}-{rows.stop}.pt",
+                               lambda rows=rows: compute(rows), cache))
     return results
+
+
+def _folder(name: str, key: str) -> Path:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"name must be a non-empty file-name-safe string (letters, digits, "
+                         f"'_', '.', '+', '-'), got {name!r}.")
+    return cache_dir() / "chunks" / f"{name}-{key[:16]}"
+
+
+def _stored(path: Path, compute: Callable[[], dict[str, Any]], cache: bool) -> dict[str, Any]:
+    """The result saved at ``path``, else ``compute()``, saved there atomically."""
+    stored = _load(path) if cache else None
+    if stored is None:
+        stored = compute()
+        if cache:
+            atomic_write(path, lambda fh: torch.save(stored, fh))
+    return stored
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -119,3 +160,9 @@ def learned_gates_in_chunks(
     per_sample = {k: torch.cat([p["per_sample"][k] for p in parts]) for k in PER_SAMPLE_SETTINGS}
     return Contributions(values, {**parts[0]["settings"], **per_sample},
                          torch.cat([p["targets"] for p in parts]))
+
+
+def discard(name: str, key: str) -> None:
+    """Remove the saved chunks of ``name`` and ``key`` (once their whole result is kept
+    elsewhere); nothing happens when there are none."""
+    shutil.rmtree(_folder(name, key), ignore_errors=True)

@@ -35,11 +35,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .. import models
+from .. import models, resumable
 from .._cache import atomic_write, cache_dir, hash_tensor
 from .maps import pixel_map, replacement_images, top_pixels
 
-__all__ = ["MODES", "degrade", "cached_attributions", "RoarResult", "roar", "mnist_trainer"]
+__all__ = ["MODES", "RoarResult", "cached_attributions", "degrade", "mnist_trainer", "roar"]
 
 MODES = ("roar", "kar")
 Trainer = Callable[[Tensor, Tensor, int], nn.Module]
@@ -133,20 +133,22 @@ def _content_hash(key: str, *tensors: Tensor) -> str:
 
 
 def _compute(name: str, fn: Callable[[Tensor, Tensor], Tensor], images: Tensor, targets: Tensor,
-             batch_size: int, progress: bool) -> Tensor:
-    from tqdm import tqdm  # the text bar: no widget output in executed notebooks
+             batch_size: int, progress: bool, key: str | None) -> Tensor:
+    """The maps of all images, ``batch_size`` at a time; with a ``key`` every finished chunk is
+    saved (``resumable.run_in_chunks``), so a stopped computation resumes at the next one."""
 
-    chunks = []
-    starts = range(0, len(images), batch_size)
-    for start in tqdm(starts, desc=f"attributions {name}", disable=not progress, leave=False):
-        x, y = images[start:start + batch_size], targets[start:start + batch_size]
+    def compute(rows: slice) -> dict[str, Tensor]:
+        x, y = images[rows], targets[rows]
         out = fn(x, y)
         if not isinstance(out, Tensor) or len(out) != len(x):
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ValueError(f"fn must return a tensor with one attribution per image "
                              f"({len(x)} in this chunk), got {got}.")
-        chunks.append(out.detach().cpu())
-    return torch.cat(chunks)
+        return {"maps": out.detach().cpu()}
+
+    parts = resumable.run_in_chunks(f"attributions-{name}", key or "", len(images), batch_size,
+                                    compute, cache=key is not None, progress=progress)
+    return torch.cat([part["maps"] for part in parts])
 
 
 def _load(path: Path, count: int) -> Tensor | None:
@@ -185,7 +187,9 @@ def cached_attributions(name: str, fn: Callable[[Tensor, Tensor], Tensor], image
     depend on (method, its settings, the model's weights, e.g. a hash of the weight file). A
     present file is loaded without calling ``fn``; one that cannot be loaded or holds the wrong
     number of maps is reported with a warning and recomputed. ``cache=False`` neither reads nor
-    writes the file.
+    writes the file. While the maps are computed, each finished chunk is saved
+    (:mod:`pathlib_core.resumable`), so a stopped run resumes at the chunk it stopped in; the
+    chunks are removed once the whole file is written.
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(f"name must be a non-empty file-name-safe string (letters, digits, "
@@ -203,9 +207,11 @@ def cached_attributions(name: str, fn: Callable[[Tensor, Tensor], Tensor], image
     stored = _load(path, len(images)) if cache else None
     if stored is not None:
         return stored
-    result = _compute(name, fn, images, targets, batch_size, progress)
+    chunk_key = _content_hash(key, images, targets) if cache else None
+    result = _compute(name, fn, images, targets, batch_size, progress, chunk_key)
     if cache:
         _save(path, result)
+        resumable.discard(f"attributions-{name}", chunk_key)
     return result
 
 
@@ -268,7 +274,8 @@ def mnist_trainer(**train_kwargs) -> Trainer:
     :func:`pathlib_core.models.train_mnist_cnn` without augmentation (``rotate = scale = shift =
     0``: shifting or rotating a degraded digit would move the replaced pixels, so the model would
     see pixels that were removed) and without a progress bar. ``train_kwargs`` override the other
-    settings, e.g. ``mnist_trainer(epochs=2)``; the default is ``train_mnist_cnn``'s 5 epochs."""
+    settings, e.g. ``mnist_trainer(epochs=2)``; the default is ``train_mnist_cnn``'s 5 epochs. Its ``cache_key`` attribute names
+    the settings and the training code, for ``roar(cache_key=...)``."""
     if "seed" in train_kwargs:
         raise TypeError("mnist_trainer() takes no seed: roar() passes one per run (seeds=...).")
     settings = {**_NO_AUGMENTATION, "progress": False, **train_kwargs}
@@ -276,6 +283,8 @@ def mnist_trainer(**train_kwargs) -> Trainer:
     def train(images: Tensor, labels: Tensor, seed: int) -> nn.Module:
         return models.train_mnist_cnn(images, labels, seed=seed, **settings)
 
+    train.cache_key = resumable.content_key(  # type: ignore[attr-defined]
+        {"trainer": "mnist_trainer", **settings}, sources=("models.py",))
     return train
 
 
@@ -313,11 +322,23 @@ def _check_seeds(seeds: Sequence[int]) -> list[int]:
 
 
 def _fit_and_score(train: Trainer, seed: int, train_set: tuple[Tensor, Tensor],
-                   test_set: tuple[Tensor, Tensor]) -> float:
-    model = train(*train_set, seed)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"train must return a torch.nn.Module, got {type(model).__name__}.")
-    return models.accuracy(model, *test_set)
+                   test_set: tuple[Tensor, Tensor], cache_key: str | None) -> float:
+    """The test accuracy of a model trained on ``train_set``; with a ``cache_key`` (naming the
+    trainer) it is saved and reused for the same seed and data."""
+
+    def compute() -> dict[str, float]:
+        model = train(*train_set, seed)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"train must return a torch.nn.Module, got {type(model).__name__}.")
+        return {"accuracy": models.accuracy(model, *test_set)}
+
+    if cache_key is None:
+        return compute()["accuracy"]
+    tensors = zip(("train_images", "train_labels", "test_images", "test_labels"),
+                  (*train_set, *test_set))
+    key = resumable.content_key({"trainer": cache_key, "seed": seed, **resumable.versions()},
+                                tensors)
+    return resumable.cached_result("retraining", key, compute)["accuracy"]
 
 
 def roar(train_images: Tensor, train_labels: Tensor, test_images: Tensor, test_labels: Tensor,
@@ -325,7 +346,7 @@ def roar(train_images: Tensor, train_labels: Tensor, test_images: Tensor, test_l
          fractions: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9), mode: str = "roar",
          seeds: Sequence[int] = (0,), replacement: str | float | Tensor = 0.0,
          train: Trainer | None = None, progress: bool = False,
-         reduce: str = "max_abs") -> RoarResult:
+         reduce: str = "max_abs", cache_key: str | None = None) -> RoarResult:
     """ROAR or KAR (Hooker et al., 2019) of every method in ``train_maps`` / ``test_maps``.
 
     For each seed: train on the unmodified training set and test on the unmodified test set
@@ -336,6 +357,11 @@ def roar(train_images: Tensor, train_labels: Tensor, test_images: Tensor, test_l
     :func:`pathlib_core.models.accuracy`. A random baseline is just another method: pass seeded
     random maps under a name such as ``"Random"``. All inputs are checked before any training.
     Returns a :class:`RoarResult` with ``fractions = [0.0, *fractions]``.
+
+    ``cache_key`` (a string naming the trainer and its settings, e.g. ``mnist_trainer(...)
+    .cache_key``) saves the accuracy of every retraining as soon as it is known
+    (:mod:`pathlib_core.resumable`, keyed also by the seed, the degraded data and the torch
+    version), so a stopped run resumes at the first retraining not yet done.
     """
     from tqdm import tqdm  # the text bar: no widget output in executed notebooks
 
@@ -348,24 +374,29 @@ def roar(train_images: Tensor, train_labels: Tensor, test_images: Tensor, test_l
     train = mnist_trainer() if train is None else train
     if not callable(train):
         raise TypeError("train must be callable as train(images, labels, seed) -> model.")
+    if cache_key is not None and not isinstance(cache_key, str):
+        raise TypeError(f"cache_key must be None or a string naming the trainer and its "
+                        f"settings (e.g. mnist_trainer().cache_key), got "
+                        f"{type(cache_key).__name__}.")
     data = ((train_images, train_labels), (test_images, test_labels))
     options = {"mode": mode, "replacement": replacement, "reduce": reduce}
     degrade(train_images[:1], train_maps[methods[0]][:1], 0.5, **options)  # check them now
     total = len(seeds) * (1 + len(methods) * len(fractions))
     with tqdm(total=total, desc=f"{mode.upper()} retraining", disable=not progress,
               leave=False) as bar:
-        rows = [_seed_row(train, seed, data, train_maps, test_maps, fractions, options, bar)
-                for seed in seeds]
+        rows = [_seed_row(train, seed, data, train_maps, test_maps, fractions, options, bar,
+                          cache_key) for seed in seeds]
     accuracy = {m: torch.tensor([row[m] for row in rows], dtype=torch.float64) for m in methods}
     return RoarResult(mode=mode, fractions=[0.0, *fractions], accuracy=accuracy)
 
 
 def _seed_row(train: Trainer, seed: int, data: tuple[tuple[Tensor, Tensor], ...],
               train_maps: Mapping[str, Tensor], test_maps: Mapping[str, Tensor],
-              fractions: list[float], options: dict, bar) -> dict[str, list[float]]:
+              fractions: list[float], options: dict, bar,
+              cache_key: str | None) -> dict[str, list[float]]:
     """One seed: the accuracy of each method at fraction 0 (one shared model) and each fraction."""
     (train_images, train_labels), (test_images, test_labels) = data
-    base = _fit_and_score(train, seed, data[0], data[1])
+    base = _fit_and_score(train, seed, data[0], data[1], cache_key)
     bar.update(1)
     row = {}
     for method in train_maps:
@@ -375,6 +406,6 @@ def _seed_row(train: Trainer, seed: int, data: tuple[tuple[Tensor, Tensor], ...]
             degraded_train = degrade(train_images, train_maps[method], fraction, **options)
             degraded_test = degrade(test_images, test_maps[method], fraction, **options)
             row[method].append(_fit_and_score(train, seed, (degraded_train, train_labels),
-                                              (degraded_test, test_labels)))
+                                              (degraded_test, test_labels), cache_key))
             bar.update(1)
     return row

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -34,6 +35,7 @@ from skimage.metrics import structural_similarity
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from .. import resumable
 from .._validation import (
     Target,
     as_input_tuple,
@@ -59,6 +61,7 @@ SSIM_DATA_RANGE = 2.0  # normalised signed maps lie in [-1, 1]
 HOG_CELLS_PER_BLOCK = (3, 3)  # skimage's default, as in the official code
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_SAFE = re.compile(r"[^A-Za-z0-9_.+-]")  # characters of a method name kept out of file names
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,15 +404,28 @@ def _labels(model: nn.Module, inputs: Tensor, target: Target, batch_size: int | 
 
 def _attribute(
     name: str, fn: AttributionFn, model: nn.Module, inputs: Tensor, labels: Tensor,
-    batch_size: int | None,
+    batch_size: int | None, cache_key: str | None = None,
 ) -> Tensor:
-    """The maps of one method for all inputs, computed in chunks, detached, on the CPU."""
-    parts = []
-    for part in _chunks(len(inputs), batch_size):
+    """The maps of one method for all inputs, computed in chunks, detached, on the CPU; with a
+    ``cache_key``, each chunk is saved when done and loaded on a later call
+    (``resumable.run_in_chunks``), keyed also by the weights, inputs, targets and library code."""
+
+    def compute(part: slice) -> Tensor:
         with torch.enable_grad():
             maps = fn(model, inputs[part], labels[part])
-        parts.append(_check_maps(maps, name, len(inputs[part])).detach().cpu())
-    return torch.cat(parts)
+        return _check_maps(maps, name, len(inputs[part])).detach().cpu()
+
+    if cache_key is None:
+        return torch.cat([compute(part) for part in _chunks(len(inputs), batch_size)])
+    key = resumable.content_key(
+        {"cache_key": cache_key, "method": name, **resumable.versions()},
+        [*model.state_dict().items(), ("inputs", inputs), ("labels", labels)],
+        resumable.MAP_SOURCES,
+    )
+    size = len(inputs) if batch_size is None else check_positive_int(batch_size, "batch_size")
+    stored = resumable.run_in_chunks(f"maps-{_SAFE.sub('_', name)}", key, len(inputs), size,
+                                     lambda rows: {"maps": compute(rows)}, progress=False)
+    return torch.cat([part["maps"] for part in stored])
 
 
 def _check_maps(maps: object, name: str, count: int) -> Tensor:
@@ -430,12 +446,19 @@ def _check_maps(maps: object, name: str, count: int) -> Tensor:
 
 def _all_maps(
     methods: Mapping[str, AttributionFn], model: nn.Module, inputs: Tensor, labels: Tensor,
-    batch_size: int | None,
+    batch_size: int | None, cache_key: str | None = None,
 ) -> dict[str, Tensor]:
     return {
-        name: _attribute(name, fn, model, inputs, labels, batch_size)
+        name: _attribute(name, fn, model, inputs, labels, batch_size, cache_key)
         for name, fn in methods.items()
     }
+
+
+def _check_cache_key(cache_key: object) -> str | None:
+    if cache_key is not None and not isinstance(cache_key, str):
+        raise TypeError(f"cache_key must be None or a string naming the methods and their "
+                        f"settings, got {type(cache_key).__name__}.")
+    return cache_key
 
 
 def _score_all(
@@ -466,6 +489,7 @@ def cascading_randomisation(
     batch_size: int | None = None,
     progress: bool = False,
     keep_maps: bool = False,
+    cache_key: str | None = None,
 ) -> SanityResult:
     """Cascading parameter randomisation (Adebayo et al., 2018, Sec. 3.1).
 
@@ -481,6 +505,12 @@ def cascading_randomisation(
     pairs. ``batch_size`` splits the inputs into chunks for the forward and attribution calls;
     ``keep_maps`` keeps the reduced maps of every stage in the result. The model must be in eval
     mode (this function never changes the mode); it is left unchanged, also when a method raises.
+
+    ``cache_key`` (a string that names the methods and all their settings, which cannot be read
+    off the functions) saves each method's maps at each stage, a chunk of ``batch_size`` inputs
+    at a time, in ``cache_dir()/chunks`` (:mod:`pathlib_core.resumable`); a later call with the
+    same key, stage weights, inputs, targets, library code and torch/Captum versions loads them,
+    so a stopped run resumes where it stopped.
     """
     check_module(model)
     check_eval_mode(model)
@@ -488,6 +518,7 @@ def cascading_randomisation(
     methods = _check_methods(methods)
     metrics = _check_metrics(metrics)
     _check_std(std)
+    cache_key = _check_cache_key(cache_key)
     similarities(inputs[:1], inputs[:1], metrics, pixels_per_cell)  # fail before the slow part
     resolved = _resolve_stages(model, stages)
     work = _copy_model(model)
@@ -495,13 +526,13 @@ def cascading_randomisation(
     generator = torch.Generator().manual_seed(seed)
     modules = dict(work.named_modules())
 
-    original = _all_maps(methods, work, inputs, labels, batch_size)
+    original = _all_maps(methods, work, inputs, labels, batch_size, cache_key)
     rows = [_score_all(original, original, metrics, pixels_per_cell)]
     kept = [original] if keep_maps else []
     for _, names in tqdm(resolved, desc="randomising stages", disable=not progress):
         for name in names:
             randomise_(modules[name], generator, std)
-        maps = _all_maps(methods, work, inputs, labels, batch_size)
+        maps = _all_maps(methods, work, inputs, labels, batch_size, cache_key)
         rows.append(_score_all(original, maps, metrics, pixels_per_cell))
         if keep_maps:
             kept.append(maps)
@@ -523,6 +554,7 @@ def data_randomisation(
     metrics: str | Sequence[str] = METRICS,
     pixels_per_cell: tuple[int, int] = (16, 16),
     batch_size: int | None = None,
+    cache_key: str | None = None,
 ) -> dict[str, dict[str, Tensor]]:
     """Data randomisation (Adebayo et al., 2018, Sec. 3.2): method -> metric -> ``(B,)``
     similarity of the maps of ``model`` to those of ``random_label_model``, the same architecture
@@ -530,6 +562,7 @@ def data_randomisation(
 
     ``target`` (``None``: the trained model's predicted classes) is the class explained in both
     models. Both models must be in eval mode; both are left unchanged (maps are computed on copies).
+    ``cache_key`` saves the maps as in :func:`cascading_randomisation`.
     """
     for candidate in (model, random_label_model):
         check_module(candidate)
@@ -537,10 +570,11 @@ def data_randomisation(
     inputs = _check_inputs(inputs)
     methods = _check_methods(methods)
     metrics = _check_metrics(metrics)
+    cache_key = _check_cache_key(cache_key)
     similarities(inputs[:1], inputs[:1], metrics, pixels_per_cell)  # fail before the slow part
     trained, shuffled = _copy_model(model), _copy_model(random_label_model)
     labels = _labels(trained, inputs, target, batch_size)
     _labels(shuffled, inputs, labels, batch_size)  # the same classes must exist in both models
-    reference = _all_maps(methods, trained, inputs, labels, batch_size)
-    maps = _all_maps(methods, shuffled, inputs, labels, batch_size)
+    reference = _all_maps(methods, trained, inputs, labels, batch_size, cache_key)
+    maps = _all_maps(methods, shuffled, inputs, labels, batch_size, cache_key)
     return _score_all(reference, maps, metrics, pixels_per_cell)

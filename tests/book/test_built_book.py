@@ -19,7 +19,7 @@ def test_every_chapter_has_a_page_with_its_figures_and_their_provenance(built_bo
             assert record["notebook"] == f"notebooks/{name}.ipynb"
             assert record["profile"] == "quick"
             assert f"Figure {record['figure']}." in page
-        assert f"_downloads/" in page and f"{name}.ipynb" in page, "no download of the source"
+        assert "_downloads/" in page and f"{name}.ipynb" in page, "no download of the source"
 
 
 def test_mathjax_is_served_from_the_book(built_book):

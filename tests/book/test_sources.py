@@ -5,8 +5,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from pathbook.project import load_project
 from pathbook.parameters import validate
+from pathbook.project import load_project
 
 REPO = Path(__file__).resolve().parents[2]
 

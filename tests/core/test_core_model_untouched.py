@@ -5,8 +5,8 @@ import torch
 import torchvision
 from torch import nn
 
-from pathlib_core.attribution import InputSpecificPruning, PathwayGradient
 from pathlib_core import linearity, pruning
+from pathlib_core.attribution import InputSpecificPruning, PathwayGradient
 from pathlib_core.contribution import neuron_contributions
 from pathlib_core.pathway import restrict, select_pathway
 from pathlib_core.sites import find_sites

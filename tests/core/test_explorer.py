@@ -32,7 +32,7 @@ def _mask_fractions(pathway):
 
 
 def _display(maps):
-    return plotting.saliency_to_display(maps.detach())[0]
+    return plotting.saliency_to_display(maps.detach(), cap_percentile=plotting.CAP_PERCENTILE)[0]
 
 
 def _second_class(tool, image):

@@ -6,7 +6,11 @@ import torch
 from captum.attr import NoiseTunnel
 
 from pathlib_core import linearity
-from pathlib_core.attribution import InputSpecificPruning, PathwayGradient, restricted_input_gradient
+from pathlib_core.attribution import (
+    InputSpecificPruning,
+    PathwayGradient,
+    restricted_input_gradient,
+)
 
 try:
     from . import toy_models as toy

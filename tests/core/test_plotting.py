@@ -9,7 +9,6 @@ matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 import torch  # noqa: E402
 
 from pathlib_core import plotting  # noqa: E402
@@ -106,3 +105,25 @@ def test_every_registered_method_has_its_own_colour_and_pathways_are_dashed():
         methods.names("pathway")) | {"NeuronIntGrad*"}
     unknown = plotting.method_style("MyMethod", pathway=True)
     assert unknown["ls"] == "--" and unknown["color"] == plotting.method_style("MyMethod")["color"]
+
+
+def test_capped_display_divides_by_a_percentile_of_the_nonzero_magnitudes():
+    maps = torch.randn(3, 1, 40, 40, generator=torch.Generator().manual_seed(0),
+                       dtype=torch.float64)
+    maps[1, 0, 4, 4] = 50.0  # one outlier that the plain display lets darken everything else
+    maps[2] = 0.0
+    maps[2, 0, :2, :2] = torch.tensor([[3.0, -1.0], [0.5, 0.25]])  # sparse, as at high sparsity
+    for q in (99.0, 90.0):
+        shown = plotting.saliency_to_display(maps, cap_percentile=q)
+        for i in range(3):
+            magnitude = maps[i, 0].abs().numpy()
+            cap = np.percentile(magnitude[magnitude > 0], q)  # numpy's linear interpolation
+            np.testing.assert_allclose(shown[i], np.minimum(magnitude / cap, 1.0), rtol=1e-12)
+    plain = plotting.saliency_to_display(maps)
+    capped = plotting.saliency_to_display(maps, cap_percentile=99.0)
+    assert np.median(plain[1]) < 0.05 and np.median(capped[1]) > 0.2
+    assert (capped[2][2:] == 0).all() and capped[2][0, 0] == 1.0  # zeros stay zero
+    assert (plotting.saliency_to_display(torch.zeros(1, 1, 3, 3), cap_percentile=99.0) == 0).all()
+    np.testing.assert_array_equal(plotting.saliency_to_display(maps, cap_percentile=100.0), plain)
+    with pytest.raises(ValueError, match="cap_percentile"):
+        plotting.saliency_to_display(maps, cap_percentile=0)

@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pathlib_core import neuron_contributions, select_pathway
-from pathlib_core import pruning
+from pathlib_core import neuron_contributions, pruning, select_pathway
 from pathlib_core.pathway import Pathway, removed_count
 
 try:

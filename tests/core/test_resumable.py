@@ -80,3 +80,35 @@ def test_bad_arguments_name_the_fix(cache):
     with pytest.raises(TypeError, match="one tensor"):
         resumable.learned_gates_in_chunks(model, (x,), 2, steps=2)
     assert not (cache / "chunks").exists()
+
+
+def test_cached_result_and_discard(cache):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"value": torch.arange(3), "note": "x"}
+
+    key = resumable.content_key({"a": 1}, [("t", torch.ones(2))], ("pathway.py",))
+    assert key != resumable.content_key({"a": 2}, [("t", torch.ones(2))], ("pathway.py",))
+    assert key != resumable.content_key({"a": 1}, [("t", torch.zeros(2))], ("pathway.py",))
+    assert key != resumable.content_key({"a": 1}, [("t", torch.ones(2))], ())
+    first = resumable.cached_result("thing", key, compute)
+    second = resumable.cached_result("thing", key, compute)
+    assert calls == [1] and torch.equal(second["value"], first["value"]) and second["note"] == "x"
+    resumable.cached_result("thing", key, compute, cache=False)
+    assert len(calls) == 2
+    resumable.discard("thing", key)
+    resumable.discard("thing", key)  # nothing left: no error
+    resumable.cached_result("thing", key, compute)
+    assert len(calls) == 3
+    with pytest.raises(ValueError, match="file-name-safe"):
+        resumable.cached_result("a/b", key, compute)
+
+
+def test_fingerprint_is_the_content_key_of_weights_and_inputs():
+    model, x = _setup()
+    options = {"steps": 3, "function": "learned_gates"}
+    assert resumable.fingerprint(model, x, options, resumable.GATE_SOURCES) == \
+        resumable.content_key(options, [*model.state_dict().items(), ("inputs", x)],
+                              resumable.GATE_SOURCES)

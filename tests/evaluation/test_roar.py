@@ -196,6 +196,58 @@ def test_corrupted_cache_file_is_recomputed_with_a_warning(tmp_path, monkeypatch
     assert torch.equal(again, images)
 
 
+def test_a_stopped_attribution_run_resumes_at_its_chunk(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATHLIB_CORE_CACHE", str(tmp_path))
+    images, labels = synthetic(10, seed=0)
+    calls = []
+
+    def failing_at_the_third_chunk(x, y):
+        calls.append(len(x))
+        if len(calls) == 3:
+            raise RuntimeError("stopped")
+        return x * 2.0
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        cached_attributions("Toy", failing_at_the_third_chunk, images, labels, key="k",
+                            batch_size=4)
+    assert calls == [4, 4, 2]
+    maps = cached_attributions("Toy", lambda x, y: calls.append(len(x)) or x * 2.0, images,
+                               labels, key="k", batch_size=4)
+    assert calls == [4, 4, 2, 2]  # only the chunk that had failed
+    assert torch.equal(maps, images * 2.0)
+    assert list((tmp_path / "chunks").iterdir()) == []  # the whole file replaces the chunks
+
+
+def test_retrainings_are_saved_with_a_cache_key(data, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATHLIB_CORE_CACHE", str(tmp_path))
+    (x, y), (tx, ty) = data
+    trained = []
+
+    def counted(images, labels, seed):
+        trained.append(seed)
+        return train_logreg(images, labels, seed, steps=30)
+
+    maps = ({"Oracle": oracle_maps(len(x))}, {"Oracle": oracle_maps(len(tx))})
+    plain = roar(x, y, tx, ty, *maps, fractions=(0.5, 0.9), seeds=(0,), train=counted)
+    saved = roar(x, y, tx, ty, *maps, fractions=(0.5, 0.9), seeds=(0,), train=counted,
+                 cache_key="logreg 30 steps")
+    assert len(trained) == 6 and torch.equal(saved.accuracy["Oracle"], plain.accuracy["Oracle"])
+    loaded = roar(x, y, tx, ty, *maps, fractions=(0.5, 0.9), seeds=(0, 1), train=counted,
+                  cache_key="logreg 30 steps")
+    assert trained[6:] == [1, 1, 1]  # only the new seed trains
+    assert torch.equal(loaded.accuracy["Oracle"][0], plain.accuracy["Oracle"][0])
+    roar(x, y, tx, ty, *maps, fractions=(0.5, 0.9), mode="kar", seeds=(0,), train=counted,
+         cache_key="logreg 30 steps")
+    assert len(trained) == 11  # KAR degrades differently; its unmodified model is shared
+    with pytest.raises(TypeError, match="cache_key"):
+        roar(x, y, tx, ty, *maps, fractions=(0.5,), train=counted, cache_key=1)
+
+
+def test_mnist_trainer_cache_key_names_its_settings():
+    assert roar_mod.mnist_trainer(epochs=2).cache_key == roar_mod.mnist_trainer(epochs=2).cache_key
+    assert roar_mod.mnist_trainer(epochs=2).cache_key != roar_mod.mnist_trainer().cache_key
+
+
 # ---------------------------------------------------------------------------------- bad inputs
 
 def test_bad_inputs_raise_with_a_helpful_message(data):

@@ -308,3 +308,54 @@ def test_data_randomisation():
     with pytest.raises(ValueError, match=r"eval\(\)"):
         sanity.data_randomisation(model, other.train(), images(), None, methods,
                                   pixels_per_cell=CELLS)
+
+
+# --------------------------------------------------------------------------- saved maps (resume)
+
+
+def test_cache_key_saves_every_stage_and_a_stopped_run_resumes(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATHLIB_CORE_CACHE", str(tmp_path))
+    model = toy.small_cnn(seed=0)
+    calls = []
+
+    def counted(model, inputs, target):
+        calls.append(len(inputs))
+        return gradient(model, inputs, target)
+
+    plain = run(model, {"gradient": gradient}, batch_size=3)
+    assert not (tmp_path / "chunks").exists()  # no cache_key: nothing is written
+    first = run(model, {"gradient": counted}, batch_size=3, cache_key="gradient v1")
+    n_stages = len(first.stages)
+    assert calls == [3, 1] * n_stages
+    for metric in sanity.METRICS:
+        torch.testing.assert_close(first.scores["gradient"][metric],
+                                   plain.scores["gradient"][metric], rtol=0, atol=0)
+    folders = sorted((tmp_path / "chunks").iterdir())
+    assert len(folders) == n_stages  # one per stage: its weights differ
+
+    calls.clear()
+    again = run(model, {"gradient": counted}, batch_size=3, cache_key="gradient v1")
+    assert calls == []
+    (folders[-1] / "3-4.pt").unlink()  # as if the run had stopped in a stage's last chunk
+    resumed = run(model, {"gradient": counted}, batch_size=3, cache_key="gradient v1")
+    assert calls == [1]
+    for result in (again, resumed):
+        torch.testing.assert_close(result.scores["gradient"]["spearman"],
+                                   first.scores["gradient"]["spearman"], rtol=0, atol=0)
+    run(model, {"gradient": counted}, batch_size=3, cache_key="gradient v2")
+    assert len(calls) == 1 + 2 * n_stages  # another key computes everything again
+    with pytest.raises(TypeError, match="cache_key"):
+        run(model, {"gradient": gradient}, cache_key=3)
+
+
+def test_data_randomisation_with_a_cache_key_loads_the_same_scores(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATHLIB_CORE_CACHE", str(tmp_path))
+    model, other = toy.small_cnn(seed=0), toy.small_cnn(seed=1)
+    args = (model, other, images(), None, {"gradient": gradient})
+    plain = sanity.data_randomisation(*args, pixels_per_cell=CELLS)
+    saved = sanity.data_randomisation(*args, pixels_per_cell=CELLS, cache_key="k")
+    loaded = sanity.data_randomisation(*args, pixels_per_cell=CELLS, cache_key="k")
+    assert len(list((tmp_path / "chunks").iterdir())) == 2  # the two models' maps
+    for result in (saved, loaded):
+        torch.testing.assert_close(result["gradient"]["ssim"], plain["gradient"]["ssim"],
+                                   rtol=0, atol=0)
