@@ -78,8 +78,9 @@ class State:
 @dataclass(frozen=True, eq=False)
 class View:
     """What one state shows: the displayed map (H, W) in [0, 1] (``plotting.saliency_to_display``
-    capped at ``plotting.CAP_PERCENTILE``, as the book's figures), the pathway's kept fraction per site (``None`` for a method without a pathway) and overall,
-    the predicted class and the class probabilities."""
+    capped at ``plotting.CAP_PERCENTILE``, as the book's figures), the pathway's kept fraction
+    per site (``None`` for a method without a pathway) and overall, the predicted class and the
+    class probabilities."""
 
     state: State
     subject: Subject

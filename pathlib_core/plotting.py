@@ -211,6 +211,7 @@ def saliency_to_display(maps: Any, cap_percentile: float | None = None) -> np.nd
     import torch
 
     if cap_percentile is not None and (isinstance(cap_percentile, bool)
+                                       or not isinstance(cap_percentile, (int, float))
                                        or not 0.0 < float(cap_percentile) <= 100.0):
         raise ValueError(f"cap_percentile must be None (the official display) or a number in "
                          f"(0, 100], got {cap_percentile!r}; e.g. {CAP_PERCENTILE}.")

@@ -1,13 +1,17 @@
-"""Long computations in chunks of samples, each chunk saved the moment it is done, so a stopped run
+"""Long computations saved piece by piece, each piece the moment it is done, so a stopped run
 continues where it stopped instead of starting over.
 
 The full profile's pruning objective (``pruning.learned_gates``, 1,000 SGD steps per sample, as the
 official code) needs hours on a CPU for 1,000 digits; every sample is optimised on its own, so a
 chunk of samples gives the same gates as the whole batch, and chunks can be computed in separate
-runs. A chunk lives in ``cache_dir()/chunks/NAME-KEY/START-STOP.pt`` (folder
-``$PATHLIB_CORE_CACHE``), written atomically; ``KEY`` hashes the model's weights, the inputs, the
-options and the source of the modules the result depends on, so nothing stale is loaded. A file that cannot be read is
-reported with a warning and recomputed.
+runs (:func:`learned_gates_in_chunks`, built on :func:`run_in_chunks`). The sanity checks' maps
+and ROAR's retrainings use the same store; :func:`cached_result` keeps one result whole.
+
+A piece lives in ``cache_dir()/chunks/NAME-KEY/`` (folder ``$PATHLIB_CORE_CACHE``) as
+``START-STOP.pt`` (a chunk) or ``result.pt``, written atomically. ``KEY`` (:func:`content_key`)
+hashes everything the result depends on: the weights, the inputs, the options and the source of
+the library modules involved, so nothing stale is loaded. A file that cannot be read is reported
+with a warning and recomputed; :func:`discard` removes pieces no longer needed.
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 
 # the modules the pruning objective's result depends on (an edit elsewhere keeps saved chunks)
 GATE_SOURCES = ("pruning.py", "contribution.py", "pathway.py", "sites.py", "_validation.py")
-# and those an attribution map of the method registry depends on
-MAP_SOURCES = (*GATE_SOURCES, "attribution.py", "methods.py")
+# and those an attribution map of the method registry on the book's models depends on
+MAP_SOURCES = (*GATE_SOURCES, "attribution.py", "methods.py", "models.py")
 
 
 def content_key(options: Mapping[str, Any], tensors: Iterable[tuple[str, Tensor]] = (),
@@ -59,10 +63,21 @@ def fingerprint(model: nn.Module, inputs: Tensor, options: dict[str, Any],
 
 
 def versions() -> dict[str, str]:
-    """The versions of the packages whose numerics a saved result depends on (torch, Captum)."""
+    """The versions of the packages whose numerics a saved result depends on: torch, Captum,
+    and timm and torchvision, which build the models."""
     import captum
+    import timm
+    import torchvision
 
-    return {"torch": torch.__version__, "captum": captum.__version__}
+    return {"torch": torch.__version__, "captum": captum.__version__, "timm": timm.__version__,
+            "torchvision": torchvision.__version__}
+
+
+def model_identity(model: nn.Module) -> dict[str, str]:
+    """The model's class and architecture (``repr``), for keys that must change with the model's
+    code as well as with its weights."""
+    kind = type(model)
+    return {"model": f"{kind.__module__}.{kind.__qualname__}", "architecture": repr(model)}
 
 
 def cached_result(name: str, key: str, compute: Callable[[], dict[str, Any]],
@@ -122,7 +137,7 @@ def _load(path: Path) -> dict[str, Any] | None:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable chunk is recomputed
         warnings.warn(f"the saved chunk {path} could not be read ({exc}); computing it again.",
-                      stacklevel=3)
+                      stacklevel=4)
         return None
 
 

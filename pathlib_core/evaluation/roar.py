@@ -274,8 +274,9 @@ def mnist_trainer(**train_kwargs) -> Trainer:
     :func:`pathlib_core.models.train_mnist_cnn` without augmentation (``rotate = scale = shift =
     0``: shifting or rotating a degraded digit would move the replaced pixels, so the model would
     see pixels that were removed) and without a progress bar. ``train_kwargs`` override the other
-    settings, e.g. ``mnist_trainer(epochs=2)``; the default is ``train_mnist_cnn``'s 5 epochs. Its ``cache_key`` attribute names
-    the settings and the training code, for ``roar(cache_key=...)``."""
+    settings, e.g. ``mnist_trainer(epochs=2)``; the default is ``train_mnist_cnn``'s 5 epochs.
+    Its ``cache_key`` attribute names the settings and the training code, for
+    ``roar(cache_key=...)``."""
     if "seed" in train_kwargs:
         raise TypeError("mnist_trainer() takes no seed: roar() passes one per run (seeds=...).")
     settings = {**_NO_AUGMENTATION, "progress": False, **train_kwargs}
@@ -358,10 +359,11 @@ def roar(train_images: Tensor, train_labels: Tensor, test_images: Tensor, test_l
     random maps under a name such as ``"Random"``. All inputs are checked before any training.
     Returns a :class:`RoarResult` with ``fractions = [0.0, *fractions]``.
 
-    ``cache_key`` (a string naming the trainer and its settings, e.g. ``mnist_trainer(...)
-    .cache_key``) saves the accuracy of every retraining as soon as it is known
-    (:mod:`pathlib_core.resumable`, keyed also by the seed, the degraded data and the torch
-    version), so a stopped run resumes at the first retraining not yet done.
+    ``cache_key`` (a string naming the trainer and its settings; for a trainer with a
+    ``cache_key`` attribute, as :func:`mnist_trainer`'s, it must be that one) saves the accuracy
+    of every retraining as soon as it is known (:mod:`pathlib_core.resumable`, keyed also by the
+    seed, the degraded training and test data and the package versions), so a stopped run
+    resumes at the first retraining not yet done.
     """
     from tqdm import tqdm  # the text bar: no widget output in executed notebooks
 
@@ -378,6 +380,10 @@ def roar(train_images: Tensor, train_labels: Tensor, test_images: Tensor, test_l
         raise TypeError(f"cache_key must be None or a string naming the trainer and its "
                         f"settings (e.g. mnist_trainer().cache_key), got "
                         f"{type(cache_key).__name__}.")
+    own_key = getattr(train, "cache_key", None)
+    if cache_key is not None and own_key is not None and cache_key != own_key:
+        raise ValueError("cache_key differs from train.cache_key, so saved accuracies of another "
+                         "trainer could be loaded; pass cache_key=train.cache_key.")
     data = ((train_images, train_labels), (test_images, test_labels))
     options = {"mode": mode, "replacement": replacement, "reduce": reduce}
     degrade(train_images[:1], train_maps[methods[0]][:1], 0.5, **options)  # check them now

@@ -408,7 +408,7 @@ def _attribute(
 ) -> Tensor:
     """The maps of one method for all inputs, computed in chunks, detached, on the CPU; with a
     ``cache_key``, each chunk is saved when done and loaded on a later call
-    (``resumable.run_in_chunks``), keyed also by the weights, inputs, targets and library code."""
+    (``resumable.run_in_chunks``), keyed also by the model, inputs, targets and library code."""
 
     def compute(part: slice) -> Tensor:
         with torch.enable_grad():
@@ -418,7 +418,8 @@ def _attribute(
     if cache_key is None:
         return torch.cat([compute(part) for part in _chunks(len(inputs), batch_size)])
     key = resumable.content_key(
-        {"cache_key": cache_key, "method": name, **resumable.versions()},
+        {"cache_key": cache_key, "method": name, **resumable.model_identity(model),
+         **resumable.versions()},
         [*model.state_dict().items(), ("inputs", inputs), ("labels", labels)],
         resumable.MAP_SOURCES,
     )
@@ -509,8 +510,10 @@ def cascading_randomisation(
     ``cache_key`` (a string that names the methods and all their settings, which cannot be read
     off the functions) saves each method's maps at each stage, a chunk of ``batch_size`` inputs
     at a time, in ``cache_dir()/chunks`` (:mod:`pathlib_core.resumable`); a later call with the
-    same key, stage weights, inputs, targets, library code and torch/Captum versions loads them,
-    so a stopped run resumes where it stopped.
+    same key, model class and architecture, stage weights, inputs, targets, library code and
+    package versions (``resumable.versions``) loads them, so a stopped run resumes where it
+    stopped. An edit to a model's own ``forward`` that keeps all of these is not seen: change
+    ``cache_key`` then.
     """
     check_module(model)
     check_eval_mode(model)

@@ -125,5 +125,6 @@ def test_capped_display_divides_by_a_percentile_of_the_nonzero_magnitudes():
     assert (capped[2][2:] == 0).all() and capped[2][0, 0] == 1.0  # zeros stay zero
     assert (plotting.saliency_to_display(torch.zeros(1, 1, 3, 3), cap_percentile=99.0) == 0).all()
     np.testing.assert_array_equal(plotting.saliency_to_display(maps, cap_percentile=100.0), plain)
-    with pytest.raises(ValueError, match="cap_percentile"):
-        plotting.saliency_to_display(maps, cap_percentile=0)
+    for bad in (0, 101, "99", True):
+        with pytest.raises(ValueError, match="cap_percentile"):
+            plotting.saliency_to_display(maps, cap_percentile=bad)

@@ -243,9 +243,15 @@ def test_retrainings_are_saved_with_a_cache_key(data, tmp_path, monkeypatch):
         roar(x, y, tx, ty, *maps, fractions=(0.5,), train=counted, cache_key=1)
 
 
-def test_mnist_trainer_cache_key_names_its_settings():
-    assert roar_mod.mnist_trainer(epochs=2).cache_key == roar_mod.mnist_trainer(epochs=2).cache_key
-    assert roar_mod.mnist_trainer(epochs=2).cache_key != roar_mod.mnist_trainer().cache_key
+def test_mnist_trainer_cache_key_names_its_settings(data):
+    two = roar_mod.mnist_trainer(epochs=2)
+    assert two.cache_key == roar_mod.mnist_trainer(epochs=2).cache_key
+    assert two.cache_key != roar_mod.mnist_trainer().cache_key
+    (x, y), (tx, ty) = data
+    maps = ({"Oracle": oracle_maps(len(x))}, {"Oracle": oracle_maps(len(tx))})
+    with pytest.raises(ValueError, match="train.cache_key"):  # before any training
+        roar(x, y, tx, ty, *maps, fractions=(0.5,), train=two,
+             cache_key=roar_mod.mnist_trainer().cache_key)
 
 
 # ---------------------------------------------------------------------------------- bad inputs

@@ -351,11 +351,20 @@ def test_cache_key_saves_every_stage_and_a_stopped_run_resumes(tmp_path, monkeyp
 def test_data_randomisation_with_a_cache_key_loads_the_same_scores(tmp_path, monkeypatch):
     monkeypatch.setenv("PATHLIB_CORE_CACHE", str(tmp_path))
     model, other = toy.small_cnn(seed=0), toy.small_cnn(seed=1)
-    args = (model, other, images(), None, {"gradient": gradient})
-    plain = sanity.data_randomisation(*args, pixels_per_cell=CELLS)
+    calls = []
+
+    def counted(model, inputs, target):
+        calls.append(len(inputs))
+        return gradient(model, inputs, target)
+
+    plain = sanity.data_randomisation(model, other, images(), None, {"gradient": gradient},
+                                      pixels_per_cell=CELLS)
+    args = (model, other, images(), None, {"gradient": counted})
     saved = sanity.data_randomisation(*args, pixels_per_cell=CELLS, cache_key="k")
+    assert calls == [4, 4]  # the trained and the shuffled model's maps
     loaded = sanity.data_randomisation(*args, pixels_per_cell=CELLS, cache_key="k")
-    assert len(list((tmp_path / "chunks").iterdir())) == 2  # the two models' maps
+    assert calls == [4, 4]  # both loaded
+    assert len(list((tmp_path / "chunks").iterdir())) == 2
     for result in (saved, loaded):
         torch.testing.assert_close(result["gradient"]["ssim"], plain["gradient"]["ssim"],
                                    rtol=0, atol=0)
