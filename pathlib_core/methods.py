@@ -36,7 +36,9 @@ from captum.attr import (
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from ._validation import check_sparsity
 from .attribution import PathwayGradient, restricted_input_gradient
+from .pathway import select_pathway
 
 AttributionFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
@@ -121,17 +123,19 @@ def attribute_all(
 
 def common_options(
     *, sparsity: float = 0.9, ig_steps: int = 50, smoothgrad_samples: int = 25,
-    dgr_steps: int = 300, seed: int = 0,
+    dgr_steps: int = 300, seed: int = 0, dgr_gate_chunk: int | None = None,
 ) -> dict[str, dict[str, object]]:
     """Options for ``attribute_all`` from the few settings the chapters vary: the pathway
     sparsity, Integrated Gradients' steps, SmoothGrad's samples, DGR's pruning-objective steps and
-    the seed of the stochastic methods. Methods not named keep the registry's defaults."""
+    the seed of the stochastic methods; ``dgr_gate_chunk`` saves DGR's gates per input, learned
+    that many at a time (see the DGR method). Methods not named keep the registry's defaults."""
     return {
         "IntegratedGradients": {"n_steps": ig_steps},
         "SmoothGrad": {"nt_samples": smoothgrad_samples, "seed": seed},
         "NeuronMCT": {"sparsity": sparsity},
         "NeuronIntGrad": {"sparsity": sparsity},
-        "DGR": {"sparsity": sparsity, "steps": dgr_steps, "seed": seed},
+        "DGR": {"sparsity": sparsity, "steps": dgr_steps, "seed": seed,
+                "gate_chunk": dgr_gate_chunk},
     }
 
 
@@ -295,15 +299,27 @@ def _pathway_gradient(contribution: str, sparsity: float, n_steps: int) -> Attri
     return fn
 
 
-def _learned_pathway_gradient(sparsity: float, steps: int, init: str, seed: int) -> AttributionFn:
+def _learned_pathway_gradient(sparsity: float, steps: int, init: str, seed: int,
+                              gate_chunk: int | None) -> AttributionFn:
     """The gradient through the pruning objective's pathway (``pruning.learned_pathway``) at the
-    same sparsity: PathwayGradient with DGR in place of the contribution criterion."""
+    same sparsity: PathwayGradient with DGR in place of the contribution criterion. With
+    ``gate_chunk``, the gates are learned that many inputs at a time and saved per input
+    (``resumable.learned_gates_in_chunks``): a stopped run resumes, and gates learned before on
+    the same model, inputs and settings (by any chapter) are loaded instead of learned again."""
 
     def fn(model, x, target):
         from .pruning import learned_pathway
 
-        pathway = learned_pathway(model, x, sparsity, init=init, steps=steps, seed=seed,
-                                  progress=False)
+        if gate_chunk is None:
+            pathway = learned_pathway(model, x, sparsity, init=init, steps=steps, seed=seed,
+                                      progress=False)
+        else:
+            from .resumable import learned_gates_in_chunks
+
+            wanted = check_sparsity(sparsity)
+            gates = learned_gates_in_chunks(model, x, gate_chunk, init=init, steps=steps,
+                                            seed=seed, progress=False)
+            pathway = select_pathway(gates, wanted)
         return restricted_input_gradient(model, x, target, pathway)[0]
 
     return fn
@@ -328,4 +344,4 @@ register(Method("NeuronIntGrad", partial(_pathway_gradient, "integrated"), "path
                 {"sparsity": 0.9, "n_steps": 10}))
 register(Method("DGR", _learned_pathway_gradient, "pathway", None,
                 "gradient through the pruning objective's pathway",
-                {"sparsity": 0.9, "steps": 300, "init": "ones", "seed": 0}))
+                {"sparsity": 0.9, "steps": 300, "init": "ones", "seed": 0, "gate_chunk": None}))

@@ -2,21 +2,23 @@
 continues where it stopped instead of starting over.
 
 The full profile's pruning objective (``pruning.learned_gates``, 1,000 SGD steps per sample, as the
-official code) needs hours on a CPU for 1,000 digits; every sample is optimised on its own, so a
-chunk of samples gives the same gates as the whole batch, and chunks can be computed in separate
-runs (:func:`learned_gates_in_chunks`, built on :func:`run_in_chunks`). The sanity checks' maps
-and ROAR's retrainings use the same store; :func:`cached_result` keeps one result whole.
+official code) needs hours on a CPU for 1,000 digits; every sample is optimised on its own, so
+each sample's gates are saved on their own and serve any later call on that sample
+(:func:`learned_gates_in_chunks`). The sanity checks' maps and ROAR's maps are saved a chunk of
+inputs at a time (:func:`run_in_chunks`); :func:`cached_result` keeps one result whole.
 
 A piece lives in ``cache_dir()/chunks/NAME-KEY/`` (folder ``$PATHLIB_CORE_CACHE``) as
-``START-STOP.pt`` (a chunk) or ``result.pt``, written atomically. ``KEY`` (:func:`content_key`)
-hashes everything the result depends on: the weights, the inputs, the options and the source of
-the library modules involved, so nothing stale is loaded. A file that cannot be read is reported
+``START-STOP.pt`` (a chunk), ``SAMPLE.pt`` (one sample's gates) or ``result.pt``, written
+atomically. ``KEY`` (:func:`content_key`) hashes everything the result depends on: the weights,
+the inputs, the options and the source of the library modules involved, so nothing stale is
+loaded. A file that cannot be read is reported
 with a warning and recomputed; :func:`discard` removes pieces no longer needed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import re
 import shutil
 import warnings
@@ -149,32 +151,97 @@ def learned_gates_in_chunks(
     progress: bool = True,
     **options: Any,
 ) -> Contributions:
-    """``pruning.learned_gates(model, inputs, **options)``, ``chunk_size`` samples at a time,
-    each finished chunk saved (``run_in_chunks``): the same gates, settings and targets as one
-    call on the whole batch, and a stopped run resumes at the first chunk not yet done."""
+    """``pruning.learned_gates(model, inputs, **options)``, saved sample by sample: the same
+    gates, settings and targets as one call on the whole batch.
+
+    The pruning objective optimises every sample on its own, so a sample's gates depend on the
+    model, the settings and that sample only. Each is saved under that key, in
+    ``chunks/gates-KEY/`` (one folder per model and settings, one file per sample): any later
+    call with the same model and settings reuses it, whatever its batch (the DGR maps of the
+    evaluation chapters load the gates the comparison chapter learned). The samples not saved
+    yet are computed ``chunk_size`` at a time, each chunk's samples saved when it finishes, so a
+    stopped run resumes at the first chunk not done. Gates saved by the earlier layout (one file
+    per chunk of one call, in ``chunks/learned_gates-KEY/``) are moved into this one the first
+    time the same call is made again."""
     from .pruning import learned_gates
 
     check_module(model)
     if not isinstance(inputs, Tensor):
         raise TypeError(f"inputs must be one tensor (batch first), got {type(inputs).__name__}.")
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
     options.pop("progress", None)
-
-    def compute(rows: slice) -> dict[str, Any]:
+    try:  # every setting, defaults filled in: explicit defaults and omitted ones share a key
+        bound = inspect.signature(learned_gates).bind(model, inputs, **options)
+    except TypeError as exc:
+        raise TypeError(f"{exc}; the settings are those of pruning.learned_gates.") from None
+    bound.apply_defaults()
+    settings = {k: v for k, v in bound.arguments.items()
+                if k not in ("model", "inputs", "progress")}
+    key = content_key({**settings, **model_identity(model), **versions(), "function": "gates"},
+                      model.state_dict().items(), GATE_SOURCES)
+    folder = _folder("gates", key)
+    files = [folder / f"{_sample_key(sample)}.pt" for sample in inputs]
+    entries: list[dict[str, Any] | None] = [None] * len(inputs)
+    if cache:
+        _move_earlier_layout(model, inputs, options, files)
+        entries = [_load(path) for path in files]
+    missing = [i for i, entry in enumerate(entries) if entry is None]
+    starts = range(0, len(missing), chunk_size)
+    for start in tqdm(starts, desc="learned gates", disable=not progress or len(starts) < 2):
+        rows = missing[start : start + chunk_size]
         gates = learned_gates(model, inputs[rows], progress=False, **options)
-        settings = dict(gates.settings)
-        return {
-            "values": dict(gates),
-            "targets": gates.targets,
-            "per_sample": {k: settings.pop(k) for k in PER_SAMPLE_SETTINGS},
-            "settings": settings,
-        }
+        for j, i in enumerate(rows):
+            entries[i] = _sample_entry(gates, j)
+            if cache:
+                atomic_write(files[i], lambda fh, entry=entries[i]: torch.save(entry, fh))
+    return _joined(entries)
 
-    key = fingerprint(model, inputs, {**options, "function": "learned_gates"}, GATE_SOURCES)
-    parts = run_in_chunks("learned_gates", key, len(inputs), chunk_size, compute, cache, progress)
+
+def _sample_key(sample: Tensor) -> str:
+    digest = hashlib.sha256()
+    hash_tensor(digest, sample, "sample")
+    return digest.hexdigest()[:32]
+
+
+def _sample_entry(gates: Contributions, j: int) -> dict[str, Any]:
+    """Sample ``j`` of a ``learned_gates`` result, its tensors copied out of the batch's."""
+    settings = dict(gates.settings)
+    per_sample = {k: settings.pop(k)[j : j + 1].clone() for k in PER_SAMPLE_SETTINGS}
+    return {"values": {site: v[j : j + 1].clone() for site, v in gates.items()},
+            "targets": gates.targets[j : j + 1].clone(), "per_sample": per_sample,
+            "settings": settings}
+
+
+def _joined(parts: list[dict[str, Any]]) -> Contributions:
     values = {site: torch.cat([p["values"][site] for p in parts]) for site in parts[0]["values"]}
     per_sample = {k: torch.cat([p["per_sample"][k] for p in parts]) for k in PER_SAMPLE_SETTINGS}
     return Contributions(values, {**parts[0]["settings"], **per_sample},
                          torch.cat([p["targets"] for p in parts]))
+
+
+def _move_earlier_layout(model: nn.Module, inputs: Tensor, options: dict[str, Any],
+                         files: list[Path]) -> None:
+    """Split the chunks that the earlier layout saved for this very call (keyed by the whole
+    batch and the settings as passed) into per-sample files, then remove them."""
+    old = _folder("learned_gates", fingerprint(
+        model, inputs, {**options, "function": "learned_gates"}, GATE_SOURCES))
+    if not old.is_dir():
+        return
+    for path in sorted(old.glob("*-*.pt")):
+        start, stop = (int(part) for part in path.stem.split("-"))
+        chunk = _load(path)
+        if chunk is None or stop > len(files):
+            continue
+        for j, i in enumerate(range(start, stop)):
+            entry = {"values": {site: v[j : j + 1].clone() for site, v in chunk["values"].items()},
+                     "targets": chunk["targets"][j : j + 1].clone(),
+                     "per_sample": {k: v[j : j + 1].clone()
+                                    for k, v in chunk["per_sample"].items()},
+                     "settings": chunk["settings"]}
+            atomic_write(files[i], lambda fh, entry=entry: torch.save(entry, fh))
+        path.unlink()
+    if not any(old.iterdir()):
+        old.rmdir()
 
 
 def discard(name: str, key: str) -> None:

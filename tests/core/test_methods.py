@@ -172,3 +172,37 @@ def test_common_options_are_accepted_by_every_method_they_name():
         methods.get(name, **chosen)  # raises on an option the method does not have
     assert options["NeuronMCT"]["sparsity"] == options["DGR"]["sparsity"] == 0.7
     assert options["SmoothGrad"] == {"nt_samples": 3, "seed": 2}
+    assert options["DGR"]["gate_chunk"] is None
+    assert methods.common_options(dgr_gate_chunk=8)["DGR"]["gate_chunk"] == 8
+
+
+def test_dgr_with_saved_gates_equals_dgr_and_learns_each_input_once(tmp_path, monkeypatch):
+    """``gate_chunk`` routes DGR through the per-input gate store: the same map as learning the
+    gates in the call, and a later call on some of the same inputs learns nothing."""
+    import functools
+
+    from pathlib_core import pruning
+
+    monkeypatch.setenv("PATHLIB_CORE_CACHE", str(tmp_path))
+    model, x = _cnn6(1.0), _inputs()
+    target = torch.tensor([0, 2, 1])
+    plain = methods.attribute("DGR", model, x, target, steps=8, sparsity=0.8)
+    calls = []
+    original = pruning.learned_gates
+
+    @functools.wraps(original)
+    def counted(*args, **k):
+        calls.append(len(args[1]))
+        return original(*args, **k)
+
+    monkeypatch.setattr(pruning, "learned_gates", counted)
+    saved = methods.attribute("DGR", model, x, target, steps=8, sparsity=0.8, gate_chunk=2)
+    assert calls == [2, 1]
+    torch.testing.assert_close(saved, plain, rtol=1e-10, atol=1e-12)
+    again = methods.attribute("DGR", model, x[1:], target[1:], steps=8, sparsity=0.9,
+                              gate_chunk=2)  # another sparsity binarises the same gates
+    assert calls == [2, 1]
+    reference = methods.attribute("DGR", model, x[1:], target[1:], steps=8, sparsity=0.9)
+    torch.testing.assert_close(again, reference, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="sparsity"):
+        methods.attribute("DGR", model, x, target, steps=8, sparsity=1.5, gate_chunk=2)

@@ -1,4 +1,7 @@
-"""Chunked, resumable gate learning equals one call on the whole batch and survives a stop."""
+"""Resumable gate learning equals one call on the whole batch, survives a stop, and shares each
+sample's saved gates with any later call on that sample."""
+
+import functools
 
 import pytest
 import torch
@@ -39,38 +42,80 @@ def test_chunks_equal_one_batch(cache, init):
     for key, value in whole.settings.items():
         assert torch.equal(chunked.settings[key], value) if torch.is_tensor(value) \
             else chunked.settings[key] == value
-    assert len(list((cache / "chunks").rglob("*.pt"))) == 3  # 2 + 2 + 1 samples
+    assert len(list((cache / "chunks").rglob("*.pt"))) == 5  # one file a sample
 
 
-def test_a_stopped_run_resumes_at_the_first_missing_chunk(cache, monkeypatch):
-    model, x = _setup()
-    first = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
+def _counting(monkeypatch):
+    """Record the batch size of every call of ``pruning.learned_gates`` (same signature)."""
     calls = []
     original = pruning.learned_gates
-    monkeypatch.setattr(pruning, "learned_gates",
-                        lambda m, inputs, **k: calls.append(len(inputs)) or original(m, inputs, **k))
+
+    @functools.wraps(original)
+    def counted(*args, **k):
+        calls.append(len(args[1]))
+        return original(*args, **k)
+
+    monkeypatch.setattr(pruning, "learned_gates", counted)
+    return calls
+
+
+def test_a_stopped_run_computes_only_the_missing_samples(cache, monkeypatch):
+    model, x = _setup()
+    first = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
+    calls = _counting(monkeypatch)
     again = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
     assert calls == []  # everything was saved
     (folder,) = (cache / "chunks").iterdir()
-    (folder / "2-4.pt").unlink()  # as if the run had stopped during the second chunk
-    (folder / "4-5.pt").write_bytes(b"half a file")  # and the last one were unreadable
+    files = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    files[1].unlink()  # as if the run had stopped before this sample was saved
+    files[3].write_bytes(b"half a file")  # and this one were unreadable
     with pytest.warns(UserWarning, match="could not be read"):
         resumed = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
-    assert calls == [2, 1]
+    assert calls == [2]  # the two missing samples, learned together
     for name in first:
         assert torch.equal(again[name], first[name])
-        torch.testing.assert_close(resumed[name], first[name], rtol=0, atol=0)
+        torch.testing.assert_close(resumed[name], first[name], rtol=1e-12, atol=1e-14)
 
 
-def test_other_settings_weights_or_inputs_do_not_reuse_chunks(cache):
+def test_saved_gates_serve_other_batches_of_the_same_samples(cache, monkeypatch):
     model, x = _setup()
-    resumable.learned_gates_in_chunks(model, x, 5, steps=5, progress=False)
-    resumable.learned_gates_in_chunks(model, x, 5, steps=6, progress=False)
-    resumable.learned_gates_in_chunks(model, x + 1, 5, steps=5, progress=False)
-    with torch.no_grad():
-        next(model.parameters()).add_(0.1)
-    resumable.learned_gates_in_chunks(model, x, 5, steps=5, progress=False)
-    assert len(list((cache / "chunks").iterdir())) == 4
+    whole = resumable.learned_gates_in_chunks(model, x, 5, steps=10, progress=False)
+    calls = _counting(monkeypatch)
+    order = torch.tensor([3, 1, 4])
+    part = resumable.learned_gates_in_chunks(model, x[order], 2, steps=10, lr=0.01, seed=0,
+                                             progress=False)  # the defaults, spelt out
+    assert calls == []
+    for name in whole:
+        assert torch.equal(part[name], whole[name][order])
+    assert torch.equal(part.targets, whole.targets[order])
+    assert torch.equal(part.settings["kept_prediction"], whole.settings["kept_prediction"][order])
+    extended = resumable.learned_gates_in_chunks(
+        model, torch.cat([x, x[:2] + 1]), 4, steps=10, progress=False)
+    assert calls == [2]  # only the two new samples
+    for name in whole:
+        assert torch.equal(extended[name][:5], whole[name])
+
+
+def test_gates_saved_in_the_earlier_layout_are_moved_not_recomputed(cache, monkeypatch):
+    model, x = _setup()
+    expected = pruning.learned_gates(model, x, steps=10, progress=False)
+    old_key = resumable.fingerprint(model, x, {"steps": 10, "function": "learned_gates"},
+                                    resumable.GATE_SOURCES)
+    old = cache / "chunks" / f"learned_gates-{old_key[:16]}"
+    old.mkdir(parents=True)
+    for start, stop in ((0, 3), (3, 5)):  # what the earlier version wrote: one file a chunk
+        part = pruning.learned_gates(model, x[start:stop], steps=10, progress=False)
+        settings = dict(part.settings)
+        torch.save({"values": dict(part), "targets": part.targets,
+                    "per_sample": {k: settings.pop(k) for k in resumable.PER_SAMPLE_SETTINGS},
+                    "settings": settings}, old / f"{start}-{stop}.pt")
+    calls = _counting(monkeypatch)
+    moved = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
+    assert calls == [] and not old.exists()
+    for name in expected:
+        torch.testing.assert_close(moved[name], expected[name], rtol=1e-12, atol=1e-14)
+    assert torch.equal(moved.settings["kept_prediction"], expected.settings["kept_prediction"])
+    assert len(list((cache / "chunks").rglob("*.pt"))) == 5
 
 
 def test_bad_arguments_name_the_fix(cache):
@@ -79,6 +124,8 @@ def test_bad_arguments_name_the_fix(cache):
         resumable.learned_gates_in_chunks(model, x, 0, steps=2)
     with pytest.raises(TypeError, match="one tensor"):
         resumable.learned_gates_in_chunks(model, (x,), 2, steps=2)
+    with pytest.raises(TypeError, match="settings are those of pruning.learned_gates"):
+        resumable.learned_gates_in_chunks(model, x, 2, step=2)
     assert not (cache / "chunks").exists()
 
 
