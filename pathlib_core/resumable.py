@@ -36,6 +36,7 @@ from .contribution import Contributions
 
 PER_SAMPLE_SETTINGS = ("kept_prediction", "l1_final")  # learned_gates settings, one per sample
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+_CHUNK_FILE = re.compile(r"(\d+)-(\d+)\.pt")
 
 
 # the modules the pruning objective's result depends on (an edit elsewhere keeps saved chunks)
@@ -189,9 +190,9 @@ def learned_gates_in_chunks(
     starts = range(0, len(missing), chunk_size)
     for start in tqdm(starts, desc="learned gates", disable=not progress or len(starts) < 2):
         rows = missing[start : start + chunk_size]
-        gates = learned_gates(model, inputs[rows], progress=False, **options)
+        part = _as_part(learned_gates(model, inputs[rows], progress=False, **options))
         for j, i in enumerate(rows):
-            entries[i] = _sample_entry(gates, j)
+            entries[i] = _row(part, j)
             if cache:
                 atomic_write(files[i], lambda fh, entry=entries[i]: torch.save(entry, fh))
     return _joined(entries)
@@ -203,13 +204,20 @@ def _sample_key(sample: Tensor) -> str:
     return digest.hexdigest()[:32]
 
 
-def _sample_entry(gates: Contributions, j: int) -> dict[str, Any]:
-    """Sample ``j`` of a ``learned_gates`` result, its tensors copied out of the batch's."""
+def _as_part(gates: Contributions) -> dict[str, Any]:
+    """A ``learned_gates`` result as plain tensors and values (what a saved file holds)."""
     settings = dict(gates.settings)
-    per_sample = {k: settings.pop(k)[j : j + 1].clone() for k in PER_SAMPLE_SETTINGS}
-    return {"values": {site: v[j : j + 1].clone() for site, v in gates.items()},
-            "targets": gates.targets[j : j + 1].clone(), "per_sample": per_sample,
+    per_sample = {k: settings.pop(k) for k in PER_SAMPLE_SETTINGS}
+    return {"values": dict(gates), "targets": gates.targets, "per_sample": per_sample,
             "settings": settings}
+
+
+def _row(part: dict[str, Any], j: int) -> dict[str, Any]:
+    """Sample ``j`` of ``part``, its tensors copied out of the batch's (so each file holds one)."""
+    return {"values": {site: v[j : j + 1].clone() for site, v in part["values"].items()},
+            "targets": part["targets"][j : j + 1].clone(),
+            "per_sample": {k: v[j : j + 1].clone() for k, v in part["per_sample"].items()},
+            "settings": part["settings"]}
 
 
 def _joined(parts: list[dict[str, Any]]) -> Contributions:
@@ -227,17 +235,14 @@ def _move_earlier_layout(model: nn.Module, inputs: Tensor, options: dict[str, An
         model, inputs, {**options, "function": "learned_gates"}, GATE_SOURCES))
     if not old.is_dir():
         return
-    for path in sorted(old.glob("*-*.pt")):
-        start, stop = (int(part) for part in path.stem.split("-"))
-        chunk = _load(path)
-        if chunk is None or stop > len(files):
+    for path in sorted(old.glob("*.pt")):
+        rows = _CHUNK_FILE.fullmatch(path.name)
+        chunk = _load(path) if rows else None
+        if chunk is None or int(rows[2]) > len(files):
             continue
+        start, stop = int(rows[1]), int(rows[2])
         for j, i in enumerate(range(start, stop)):
-            entry = {"values": {site: v[j : j + 1].clone() for site, v in chunk["values"].items()},
-                     "targets": chunk["targets"][j : j + 1].clone(),
-                     "per_sample": {k: v[j : j + 1].clone()
-                                    for k, v in chunk["per_sample"].items()},
-                     "settings": chunk["settings"]}
+            entry = _row(chunk, j)
             atomic_write(files[i], lambda fh, entry=entry: torch.save(entry, fh))
         path.unlink()
     if not any(old.iterdir()):
