@@ -169,6 +169,9 @@ def learned_gates_in_chunks(
     check_module(model)
     if not isinstance(inputs, Tensor):
         raise TypeError(f"inputs must be one tensor (batch first), got {type(inputs).__name__}.")
+    if inputs.dim() == 0 or len(inputs) == 0:
+        raise ValueError(f"inputs must hold at least one sample (batch first), got shape "
+                         f"{tuple(inputs.shape)}.")
     chunk_size = check_positive_int(chunk_size, "chunk_size")
     options.pop("progress", None)
     try:  # every setting, defaults filled in: explicit defaults and omitted ones share a key
@@ -195,7 +198,7 @@ def learned_gates_in_chunks(
             entries[i] = _row(part, j)
             if cache:
                 atomic_write(files[i], lambda fh, entry=entries[i]: torch.save(entry, fh))
-    return _joined(entries)
+    return _joined(entries, inputs.device)
 
 
 def _sample_key(sample: Tensor) -> str:
@@ -220,11 +223,17 @@ def _row(part: dict[str, Any], j: int) -> dict[str, Any]:
             "settings": part["settings"]}
 
 
-def _joined(parts: list[dict[str, Any]]) -> Contributions:
-    values = {site: torch.cat([p["values"][site] for p in parts]) for site in parts[0]["values"]}
-    per_sample = {k: torch.cat([p["per_sample"][k] for p in parts]) for k in PER_SAMPLE_SETTINGS}
+def _joined(parts: list[dict[str, Any]], device: torch.device) -> Contributions:
+    """The samples' gates as one batch on ``device`` (saved files load on the CPU)."""
+
+    def cat(tensors: list[Tensor]) -> Tensor:
+        return torch.cat([t.to(device) for t in tensors])
+
+    values = {site: cat([p["values"][site] for p in parts]) for site in parts[0]["values"]}
+    per_sample = {k: torch.cat([p["per_sample"][k].cpu() for p in parts])
+                  for k in PER_SAMPLE_SETTINGS}  # as learned_gates returns them
     return Contributions(values, {**parts[0]["settings"], **per_sample},
-                         torch.cat([p["targets"] for p in parts]))
+                         cat([p["targets"] for p in parts]))
 
 
 def _move_earlier_layout(model: nn.Module, inputs: Tensor, options: dict[str, Any],

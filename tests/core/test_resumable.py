@@ -124,6 +124,8 @@ def test_bad_arguments_name_the_fix(cache):
         resumable.learned_gates_in_chunks(model, x, 0, steps=2)
     with pytest.raises(TypeError, match="one tensor"):
         resumable.learned_gates_in_chunks(model, (x,), 2, steps=2)
+    with pytest.raises(ValueError, match="at least one sample"):
+        resumable.learned_gates_in_chunks(model, x[:0], 2, steps=2)
     with pytest.raises(TypeError, match="settings are those of pruning.learned_gates"):
         resumable.learned_gates_in_chunks(model, x, 2, step=2)
     assert not (cache / "chunks").exists()
