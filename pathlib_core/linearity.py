@@ -411,13 +411,16 @@ class LinearityProfile:
     (``grad f / ||grad f||``, the direction of steepest first-order change). ``roundoff`` (B, R)
     is the error that float round-off alone produces, ``eps |f(x)| / (r ||grad f||)`` (the
     cancellation in ``f(x + r d) - f(x)``): errors near it say nothing about linearity. A
-    pathway with a tiny gradient has a high floor; compute in float64 to lower it."""
+    pathway with a tiny gradient has a high floor; compute in float64 to lower it.
+    ``gradient_norm`` (B,) is ``||grad f||`` at the input: how strongly the restricted network
+    responds to its input at all."""
 
     radii: Tensor
     directions: list[str]
     relative_error: Tensor
     flipped: Tensor
     roundoff: Tensor
+    gradient_norm: Tensor
 
 
 def linearity_profile(
@@ -503,6 +506,7 @@ def linearity_profile(
         relative_error=torch.stack(errors, dim=1).cpu(),
         flipped=torch.stack(flips, dim=1).cpu(),
         roundoff=roundoff.cpu(),
+        gradient_norm=grad_norm.cpu(),
     )
 
 

@@ -204,6 +204,12 @@ def test_first_order_prediction_is_exact_inside_the_radius_only():
     inside = linearity.linearity_profile(model, x, pathway, radii=[1e-3], n_directions=4)
     assert inside.relative_error.max() < 1e-9
     assert inside.roundoff.shape == (2, 1) and (inside.roundoff < 1e-9).all()
+    for b in range(x.shape[0]):  # the gradient norm of the hand-masked network
+        xb = x[b : b + 1].clone().requires_grad_(True)
+        masks = [m[b : b + 1] for m in pathway.masks.values()]
+        label = toy.hand_forward(model, xb.detach()).argmax(1)
+        (grad,) = torch.autograd.grad(toy.hand_forward(model, xb, masks)[0, label].sum(), xb)
+        torch.testing.assert_close(inside.gradient_norm[b], grad.norm(), rtol=1e-10, atol=0)
     in32 = linearity.linearity_profile(model.float(), x.float(), pathway, radii=[1e-3])
     model.double()
     assert (in32.roundoff > 1e3 * inside.roundoff).all()
