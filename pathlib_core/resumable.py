@@ -10,8 +10,8 @@ inputs at a time (:func:`run_in_chunks`); :func:`cached_result` keeps one result
 A piece lives in ``cache_dir()/chunks/NAME-KEY/`` (folder ``$PATHLIB_CORE_CACHE``) as
 ``START-STOP.pt`` (a chunk), ``SAMPLE.pt`` (one sample's gates) or ``result.pt``, written
 atomically. ``KEY`` (:func:`content_key`) hashes everything the result depends on: the weights,
-the inputs, the options and the source of the library modules involved, so nothing stale is
-loaded. A file that cannot be read is reported
+the inputs (for gates, each sample's own hash names its file), the options and the source of the
+library modules involved, so nothing stale is loaded. A file that cannot be read is reported
 with a warning and recomputed; :func:`discard` removes pieces no longer needed.
 """
 
@@ -31,8 +31,9 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ._cache import atomic_write, cache_dir, hash_tensor
-from ._validation import check_module, check_positive_int
+from ._validation import check_eval_mode, check_module, check_positive_int
 from .contribution import Contributions
+from .sites import site_modules
 
 PER_SAMPLE_SETTINGS = ("kept_prediction", "l1_final")  # learned_gates settings, one per sample
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
@@ -153,7 +154,8 @@ def learned_gates_in_chunks(
     **options: Any,
 ) -> Contributions:
     """``pruning.learned_gates(model, inputs, **options)``, saved sample by sample: the same
-    gates, settings and targets as one call on the whole batch.
+    gates (up to float round-off, which can split a tie when the gates are binarised), settings
+    and targets as one call on the whole batch.
 
     The pruning objective optimises every sample on its own, so a sample's gates depend on the
     model, the settings and that sample only. Each is saved under that key, in
@@ -161,12 +163,13 @@ def learned_gates_in_chunks(
     call with the same model and settings reuses it, whatever its batch (the DGR maps of the
     evaluation chapters load the gates the comparison chapter learned). The samples not saved
     yet are computed ``chunk_size`` at a time, each chunk's samples saved when it finishes, so a
-    stopped run resumes at the first chunk not done. Gates saved by the earlier layout (one file
+    stopped run loses at most the chunk in progress. Gates saved by the earlier layout (one file
     per chunk of one call, in ``chunks/learned_gates-KEY/``) are moved into this one the first
     time the same call is made again."""
     from .pruning import learned_gates
 
     check_module(model)
+    check_eval_mode(model)  # before loading, as learned_gates would refuse it
     if not isinstance(inputs, Tensor):
         raise TypeError(f"inputs must be one tensor (batch first), got {type(inputs).__name__}.")
     if inputs.dim() == 0 or len(inputs) == 0:
@@ -181,6 +184,8 @@ def learned_gates_in_chunks(
     bound.apply_defaults()
     settings = {k: v for k, v in bound.arguments.items()
                 if k not in ("model", "inputs", "progress")}
+    if settings["sites"] is not None:  # modules by their names (a module's repr names no site)
+        settings["sites"] = tuple(site_modules(model, settings["sites"]))
     key = content_key({**settings, **model_identity(model), **versions(), "function": "gates"},
                       model.state_dict().items(), GATE_SOURCES)
     folder = _folder("gates", key)
@@ -247,15 +252,26 @@ def _move_earlier_layout(model: nn.Module, inputs: Tensor, options: dict[str, An
     for path in sorted(old.glob("*.pt")):
         rows = _CHUNK_FILE.fullmatch(path.name)
         chunk = _load(path) if rows else None
-        if chunk is None or int(rows[2]) > len(files):
-            continue
-        start, stop = int(rows[1]), int(rows[2])
+        start, stop = (int(rows[1]), int(rows[2])) if rows else (0, 0)
+        if not _holds_rows(chunk, stop - start) or stop > len(files):
+            continue  # not a chunk of this call: left alone
         for j, i in enumerate(range(start, stop)):
             entry = _row(chunk, j)
             atomic_write(files[i], lambda fh, entry=entry: torch.save(entry, fh))
-        path.unlink()
-    if not any(old.iterdir()):
-        old.rmdir()
+        path.unlink(missing_ok=True)  # another process may have moved it meanwhile
+    try:
+        old.rmdir()  # only when empty
+    except OSError:
+        pass
+
+
+def _holds_rows(chunk: dict[str, Any] | None, n: int) -> bool:
+    """Whether ``chunk`` is a saved ``learned_gates`` part of exactly ``n`` samples."""
+    try:
+        tensors = [*chunk["values"].values(), chunk["targets"], *chunk["per_sample"].values()]
+        return n > 0 and "settings" in chunk and all(len(t) == n for t in tensors)
+    except (TypeError, KeyError, AttributeError):
+        return False
 
 
 def discard(name: str, key: str) -> None:

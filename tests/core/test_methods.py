@@ -179,23 +179,11 @@ def test_common_options_are_accepted_by_every_method_they_name():
 def test_dgr_with_saved_gates_equals_dgr_and_learns_each_input_once(tmp_path, monkeypatch):
     """``gate_chunk`` routes DGR through the per-input gate store: the same map as learning the
     gates in the call, and a later call on some of the same inputs learns nothing."""
-    import functools
-
-    from pathlib_core import pruning
-
     monkeypatch.setenv("PATHLIB_CORE_CACHE", str(tmp_path))
     model, x = _cnn6(1.0), _inputs()
     target = torch.tensor([0, 2, 1])
     plain = methods.attribute("DGR", model, x, target, steps=8, sparsity=0.8)
-    calls = []
-    original = pruning.learned_gates
-
-    @functools.wraps(original)
-    def counted(*args, **k):
-        calls.append(len(args[1]))
-        return original(*args, **k)
-
-    monkeypatch.setattr(pruning, "learned_gates", counted)
+    calls = toy.count_gate_learning(monkeypatch)
     saved = methods.attribute("DGR", model, x, target, steps=8, sparsity=0.8, gate_chunk=2)
     assert calls == [2, 1]
     torch.testing.assert_close(saved, plain, rtol=1e-10, atol=1e-12)

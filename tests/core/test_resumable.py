@@ -1,8 +1,6 @@
 """Resumable gate learning equals one call on the whole batch, survives a stop, and shares each
 sample's saved gates with any later call on that sample."""
 
-import functools
-
 import pytest
 import torch
 
@@ -45,24 +43,10 @@ def test_chunks_equal_one_batch(cache, init):
     assert len(list((cache / "chunks").rglob("*.pt"))) == 5  # one file a sample
 
 
-def _counting(monkeypatch):
-    """Record the batch size of every call of ``pruning.learned_gates`` (same signature)."""
-    calls = []
-    original = pruning.learned_gates
-
-    @functools.wraps(original)
-    def counted(*args, **k):
-        calls.append(len(args[1]))
-        return original(*args, **k)
-
-    monkeypatch.setattr(pruning, "learned_gates", counted)
-    return calls
-
-
 def test_a_stopped_run_computes_only_the_missing_samples(cache, monkeypatch):
     model, x = _setup()
     first = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
-    calls = _counting(monkeypatch)
+    calls = toy.count_gate_learning(monkeypatch)
     again = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
     assert calls == []  # everything was saved
     (folder,) = (cache / "chunks").iterdir()
@@ -80,7 +64,7 @@ def test_a_stopped_run_computes_only_the_missing_samples(cache, monkeypatch):
 def test_saved_gates_serve_other_batches_of_the_same_samples(cache, monkeypatch):
     model, x = _setup()
     whole = resumable.learned_gates_in_chunks(model, x, 5, steps=10, progress=False)
-    calls = _counting(monkeypatch)
+    calls = toy.count_gate_learning(monkeypatch)
     order = torch.tensor([3, 1, 4])
     part = resumable.learned_gates_in_chunks(model, x[order], 2, steps=10, lr=0.01, seed=0,
                                              progress=False)  # the defaults, spelt out
@@ -109,7 +93,7 @@ def test_gates_saved_in_the_earlier_layout_are_moved_not_recomputed(cache, monke
         torch.save({"values": dict(part), "targets": part.targets,
                     "per_sample": {k: settings.pop(k) for k in resumable.PER_SAMPLE_SETTINGS},
                     "settings": settings}, old / f"{start}-{stop}.pt")
-    calls = _counting(monkeypatch)
+    calls = toy.count_gate_learning(monkeypatch)
     moved = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
     assert calls == [] and not old.exists()
     for name in expected:
@@ -166,3 +150,43 @@ def test_fingerprint_keeps_the_key_of_saved_chunks():
     options = {"steps": 3, "init": "ones", "function": "learned_gates"}
     assert resumable.fingerprint(model, x, options, ()) == (
         "6fdb2b6fc8df5a96e2b65b98e4443cc0ed9fc624eb8d5c8696f513b5044b0efb")
+
+
+def test_sites_given_as_modules_key_the_gates_by_site(cache):
+    model, x = _setup()
+    first, second = [name for name, m in model.named_modules() if isinstance(m, torch.nn.ReLU)][:2]
+    named = dict(model.named_modules())
+    a = resumable.learned_gates_in_chunks(model, x, 5, steps=4, sites=[named[first]],
+                                          progress=False)
+    b = resumable.learned_gates_in_chunks(model, x, 5, steps=4, sites=[named[second]],
+                                          progress=False)
+    assert list(a) == [first] and list(b) == [second]
+    by_name = resumable.learned_gates_in_chunks(model, x, 5, steps=4, sites=[second],
+                                                progress=False)
+    assert torch.equal(by_name[second], b[second])
+
+
+def test_a_model_in_train_mode_is_refused_even_when_its_gates_are_saved(cache):
+    model, x = _setup()
+    resumable.learned_gates_in_chunks(model, x, 5, steps=3, progress=False)
+    model.train()
+    with pytest.raises(ValueError, match="eval"):
+        resumable.learned_gates_in_chunks(model, x, 5, steps=3, progress=False)
+
+
+def test_earlier_layout_files_that_do_not_match_their_name_are_left_alone(cache, monkeypatch):
+    model, x = _setup()
+    old_key = resumable.fingerprint(model, x, {"steps": 3, "function": "learned_gates"},
+                                    resumable.GATE_SOURCES)
+    old = cache / "chunks" / f"learned_gates-{old_key[:16]}"
+    old.mkdir(parents=True)
+    part = pruning.learned_gates(model, x[:2], steps=3, progress=False)
+    settings = dict(part.settings)
+    torch.save({"values": dict(part), "targets": part.targets,
+                "per_sample": {k: settings.pop(k) for k in resumable.PER_SAMPLE_SETTINGS},
+                "settings": settings}, old / "0-3.pt")  # named for 3 samples, holds 2
+    (old / "tmpa-b.pt").write_bytes(b"x")  # not a chunk's name
+    calls = toy.count_gate_learning(monkeypatch)
+    gates = resumable.learned_gates_in_chunks(model, x, 5, steps=3, progress=False)
+    assert calls == [5] and len(gates.targets) == 5
+    assert sorted(p.name for p in old.iterdir()) == ["0-3.pt", "tmpa-b.pt"]

@@ -249,3 +249,22 @@ def assert_same_state(before: dict, after: dict) -> None:
         other = after["grads"][name]
         if (grad is None) != (other is None) or (grad is not None and not torch.equal(grad, other)):
             raise AssertionError(f".grad of {name} changed")
+
+
+def count_gate_learning(monkeypatch) -> list[int]:
+    """Record the batch size of every call of ``pruning.learned_gates`` from now on (the wrapper
+    keeps its signature, which the gate store reads)."""
+    import functools
+
+    from pathlib_core import pruning
+
+    calls: list[int] = []
+    original = pruning.learned_gates
+
+    @functools.wraps(original)
+    def counted(*args, **kwargs):
+        calls.append(len(args[1]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pruning, "learned_gates", counted)
+    return calls
