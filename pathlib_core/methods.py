@@ -36,7 +36,7 @@ from captum.attr import (
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ._validation import check_sparsity
+from ._validation import check_choice, check_positive_int, check_sparsity
 from .attribution import PathwayGradient, restricted_input_gradient
 from .pathway import select_pathway
 
@@ -305,22 +305,21 @@ def _learned_pathway_gradient(sparsity: float, steps: int, init: str, seed: int,
     same sparsity: PathwayGradient with DGR in place of the contribution criterion. With
     ``gate_chunk``, the gates are learned that many inputs at a time and saved per input
     (``resumable.learned_gates_in_chunks``): a stopped run resumes, and gates learned before on
-    the same model, inputs and settings (by any chapter) are loaded instead of learned again."""
+    the same model, inputs and settings (by any chapter) are loaded instead of learned again.
+    The options are checked here, when the method is built, not at its first call."""
+    from .pruning import INITS, learned_gates
+    from .resumable import learned_gates_in_chunks
+
+    wanted = check_sparsity(sparsity)
+    settings = {"init": check_choice(init, "DGR init", INITS),
+                "steps": check_positive_int(steps, "DGR steps"), "seed": seed, "progress": False}
+    if gate_chunk is not None:
+        gate_chunk = check_positive_int(gate_chunk, "DGR gate_chunk")
 
     def fn(model, x, target):
-        from .pruning import learned_pathway
-
-        if gate_chunk is None:
-            pathway = learned_pathway(model, x, sparsity, init=init, steps=steps, seed=seed,
-                                      progress=False)
-        else:
-            from .resumable import learned_gates_in_chunks
-
-            wanted = check_sparsity(sparsity)
-            gates = learned_gates_in_chunks(model, x, gate_chunk, init=init, steps=steps,
-                                            seed=seed, progress=False)
-            pathway = select_pathway(gates, wanted)
-        return restricted_input_gradient(model, x, target, pathway)[0]
+        gates = (learned_gates(model, x, **settings) if gate_chunk is None
+                 else learned_gates_in_chunks(model, x, gate_chunk, **settings))
+        return restricted_input_gradient(model, x, target, select_pathway(gates, wanted))[0]
 
     return fn
 

@@ -176,6 +176,16 @@ def test_common_options_are_accepted_by_every_method_they_name():
     assert methods.common_options(dgr_gate_chunk=8)["DGR"]["gate_chunk"] == 8
 
 
+@pytest.mark.parametrize("option, match", [
+    ({"sparsity": 1.5}, "sparsity"), ({"gate_chunk": 0}, "gate_chunk"),
+    ({"gate_chunk": 2.5}, "gate_chunk"), ({"steps": 0}, "steps"), ({"init": "zeros"}, "init"),
+])
+def test_dgr_checks_its_options_when_built(option, match):
+    """A bad DGR option is refused by ``get``, before any model or input is seen."""
+    with pytest.raises(ValueError, match=match):
+        methods.get("DGR", **option)
+
+
 def test_dgr_with_saved_gates_equals_dgr_and_learns_each_input_once(tmp_path, monkeypatch):
     """``gate_chunk`` routes DGR through the per-input gate store: the same map as learning the
     gates in the call, and a later call on some of the same inputs learns nothing."""
