@@ -123,7 +123,9 @@ def test_fraction_zero_gives_zero_change_and_is_prepended_once():
     attr = random_attributions(x)
     curve = pixel_perturbation(model, x, None, attr, (0.01, 0.5))
     assert curve.fractions.tolist() == [0.0, 0.01, 0.5]
-    assert (curve.fractional_change[:, :2] == 0).all()  # 0.01 * 16 pixels rounds to none
+    # 0.01 * 16 pixels rounds to none: the change is zero up to float64 round-off (the unchanged
+    # image can be evaluated in batches of another size)
+    assert (curve.fractional_change[:, :2].abs() < 1e-12).all()
     assert isinstance(curve, PerturbationCurve) and curve.order == "lerf"
     again = pixel_perturbation(model, x, None, attr, (0.0, 0.01, 0.5))
     torch.testing.assert_close(again.output, curve.output, rtol=0, atol=0)
