@@ -39,6 +39,8 @@ from tqdm import tqdm
 from ._validation import check_choice, check_positive_int, check_sparsity
 from .attribution import PathwayGradient, restricted_input_gradient
 from .pathway import select_pathway
+from .pruning import INITS, learned_gates
+from .resumable import learned_gates_in_chunks
 
 AttributionFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
@@ -307,9 +309,6 @@ def _learned_pathway_gradient(sparsity: float, steps: int, init: str, seed: int,
     (``resumable.learned_gates_in_chunks``): a stopped run resumes, and gates learned before on
     the same model, inputs and settings (by any chapter) are loaded instead of learned again.
     The options are checked here, when the method is built, not at its first call."""
-    from .pruning import INITS, learned_gates
-    from .resumable import learned_gates_in_chunks
-
     wanted = check_sparsity(sparsity)
     settings = {"init": check_choice(init, "DGR init", INITS),
                 "steps": check_positive_int(steps, "DGR steps"), "seed": seed, "progress": False}
