@@ -37,7 +37,6 @@ from .sites import site_modules
 
 PER_SAMPLE_SETTINGS = ("kept_prediction", "l1_final")  # learned_gates settings, one per sample
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
-_CHUNK_FILE = re.compile(r"(\d+)-(\d+)\.pt")
 
 
 # the modules the pruning objective's result depends on (an edit elsewhere keeps saved chunks)
@@ -57,13 +56,6 @@ def content_key(options: Mapping[str, Any], tensors: Iterable[tuple[str, Tensor]
     for name in sources:
         digest.update((Path(__file__).parent / name).read_bytes())
     return digest.hexdigest()
-
-
-def fingerprint(model: nn.Module, inputs: Tensor, options: dict[str, Any],
-                sources: Sequence[str]) -> str:
-    """sha256 of the model's parameters and buffers, the inputs, ``options`` and the library's
-    ``sources`` (file names in this package): everything a chunk's result depends on."""
-    return content_key(options, [*model.state_dict().items(), ("inputs", inputs)], sources)
 
 
 def versions() -> dict[str, str]:
@@ -163,9 +155,7 @@ def learned_gates_in_chunks(
     call with the same model and settings reuses it, whatever its batch (the DGR maps of the
     evaluation chapters load the gates the comparison chapter learned). The samples not saved
     yet are computed ``chunk_size`` at a time, each chunk's samples saved when it finishes, so a
-    stopped run loses at most the chunk in progress. Gates saved by the earlier layout (one file
-    per chunk of one call, in ``chunks/learned_gates-KEY/``) are moved into this one the first
-    time the same call is made again."""
+    stopped run loses at most the chunk in progress."""
     from .pruning import learned_gates
 
     check_module(model)
@@ -192,7 +182,6 @@ def learned_gates_in_chunks(
     files = [folder / f"{_sample_key(sample)}.pt" for sample in inputs]
     entries: list[dict[str, Any] | None] = [None] * len(inputs)
     if cache:
-        _move_earlier_layout(model, inputs, options, files)
         entries = [_load(path) for path in files]
     missing = [i for i, entry in enumerate(entries) if entry is None]
     starts = range(0, len(missing), chunk_size)
@@ -239,39 +228,6 @@ def _joined(parts: list[dict[str, Any]], device: torch.device) -> Contributions:
                   for k in PER_SAMPLE_SETTINGS}  # as learned_gates returns them
     return Contributions(values, {**parts[0]["settings"], **per_sample},
                          cat([p["targets"] for p in parts]))
-
-
-def _move_earlier_layout(model: nn.Module, inputs: Tensor, options: dict[str, Any],
-                         files: list[Path]) -> None:
-    """Split the chunks that the earlier layout saved for this very call (keyed by the whole
-    batch and the settings as passed) into per-sample files, then remove them."""
-    old = _folder("learned_gates", fingerprint(
-        model, inputs, {**options, "function": "learned_gates"}, GATE_SOURCES))
-    if not old.is_dir():
-        return
-    for path in sorted(old.glob("*.pt")):
-        rows = _CHUNK_FILE.fullmatch(path.name)
-        chunk = _load(path) if rows else None
-        start, stop = (int(rows[1]), int(rows[2])) if rows else (0, 0)
-        if not _holds_rows(chunk, stop - start) or stop > len(files):
-            continue  # not a chunk of this call: left alone
-        for j, i in enumerate(range(start, stop)):
-            entry = _row(chunk, j)
-            atomic_write(files[i], lambda fh, entry=entry: torch.save(entry, fh))
-        path.unlink(missing_ok=True)  # another process may have moved it meanwhile
-    try:
-        old.rmdir()  # only when empty
-    except OSError:
-        pass
-
-
-def _holds_rows(chunk: dict[str, Any] | None, n: int) -> bool:
-    """Whether ``chunk`` is a saved ``learned_gates`` part of exactly ``n`` samples."""
-    try:
-        tensors = [*chunk["values"].values(), chunk["targets"], *chunk["per_sample"].values()]
-        return n > 0 and "settings" in chunk and all(len(t) == n for t in tensors)
-    except (TypeError, KeyError, AttributeError):
-        return False
 
 
 def discard(name: str, key: str) -> None:

@@ -80,28 +80,6 @@ def test_saved_gates_serve_other_batches_of_the_same_samples(cache, monkeypatch)
         assert torch.equal(extended[name][:5], whole[name])
 
 
-def test_gates_saved_in_the_earlier_layout_are_moved_not_recomputed(cache, monkeypatch):
-    model, x = _setup()
-    expected = pruning.learned_gates(model, x, steps=10, progress=False)
-    old_key = resumable.fingerprint(model, x, {"steps": 10, "function": "learned_gates"},
-                                    resumable.GATE_SOURCES)
-    old = cache / "chunks" / f"learned_gates-{old_key[:16]}"
-    old.mkdir(parents=True)
-    for start, stop in ((0, 3), (3, 5)):  # what the earlier version wrote: one file a chunk
-        part = pruning.learned_gates(model, x[start:stop], steps=10, progress=False)
-        settings = dict(part.settings)
-        torch.save({"values": dict(part), "targets": part.targets,
-                    "per_sample": {k: settings.pop(k) for k in resumable.PER_SAMPLE_SETTINGS},
-                    "settings": settings}, old / f"{start}-{stop}.pt")
-    calls = toy.count_gate_learning(monkeypatch)
-    moved = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
-    assert calls == [] and not old.exists()
-    for name in expected:
-        torch.testing.assert_close(moved[name], expected[name], rtol=1e-12, atol=1e-14)
-    assert torch.equal(moved.settings["kept_prediction"], expected.settings["kept_prediction"])
-    assert len(list((cache / "chunks").rglob("*.pt"))) == 5
-
-
 def test_bad_arguments_name_the_fix(cache):
     model, x = _setup()
     with pytest.raises(ValueError, match="chunk_size"):
@@ -139,19 +117,6 @@ def test_cached_result_and_discard(cache):
         resumable.cached_result("a/b", key, compute)
 
 
-def test_fingerprint_keeps_the_key_of_saved_chunks():
-    """Chunks saved by earlier versions must still be found: the key of a fixed model, input and
-    options is the digest the first version of this module computed."""
-    model = torch.nn.Linear(3, 2)
-    with torch.no_grad():
-        model.weight.copy_(torch.arange(6.0).view(2, 3))
-        model.bias.copy_(torch.tensor([0.5, -1.0]))
-    x = torch.linspace(-1, 1, 6).view(2, 3)
-    options = {"steps": 3, "init": "ones", "function": "learned_gates"}
-    assert resumable.fingerprint(model, x, options, ()) == (
-        "6fdb2b6fc8df5a96e2b65b98e4443cc0ed9fc624eb8d5c8696f513b5044b0efb")
-
-
 def test_sites_given_as_modules_key_the_gates_by_site(cache):
     model, x = _setup()
     first, second = [name for name, m in model.named_modules() if isinstance(m, torch.nn.ReLU)][:2]
@@ -172,21 +137,3 @@ def test_a_model_in_train_mode_is_refused_even_when_its_gates_are_saved(cache):
     model.train()
     with pytest.raises(ValueError, match="eval"):
         resumable.learned_gates_in_chunks(model, x, 5, steps=3, progress=False)
-
-
-def test_earlier_layout_files_that_do_not_match_their_name_are_left_alone(cache, monkeypatch):
-    model, x = _setup()
-    old_key = resumable.fingerprint(model, x, {"steps": 3, "function": "learned_gates"},
-                                    resumable.GATE_SOURCES)
-    old = cache / "chunks" / f"learned_gates-{old_key[:16]}"
-    old.mkdir(parents=True)
-    part = pruning.learned_gates(model, x[:2], steps=3, progress=False)
-    settings = dict(part.settings)
-    torch.save({"values": dict(part), "targets": part.targets,
-                "per_sample": {k: settings.pop(k) for k in resumable.PER_SAMPLE_SETTINGS},
-                "settings": settings}, old / "0-3.pt")  # named for 3 samples, holds 2
-    (old / "tmpa-b.pt").write_bytes(b"x")  # not a chunk's name
-    calls = toy.count_gate_learning(monkeypatch)
-    gates = resumable.learned_gates_in_chunks(model, x, 5, steps=3, progress=False)
-    assert calls == [5] and len(gates.targets) == 5
-    assert sorted(p.name for p in old.iterdir()) == ["0-3.pt", "tmpa-b.pt"]
