@@ -55,9 +55,14 @@ def bench_mnist(quick: bool) -> list[tuple[str, str]]:
     model = train_mnist_cnn(images, labels, progress=False, **params)
     seconds = time.perf_counter() - start
     acc = accuracy(model, test_x, test_y)
-    return [(f"MNIST CNN training ({len(images)} digits, {params['epochs']} epochs, "
-             f"{params['num_threads']} threads)", f"{seconds:8.1f} s"),
-            ("MNIST CNN accuracy on the 1,000 test digits", f"{100 * acc:8.1f} %")]
+    return [
+        (
+            f"MNIST CNN training ({len(images)} digits, {params['epochs']} epochs, "
+            f"{params['num_threads']} threads)",
+            f"{seconds:8.1f} s",
+        ),
+        ("MNIST CNN accuracy on the 1,000 test digits", f"{100 * acc:8.1f} %"),
+    ]
 
 
 def bench_lite0(device: torch.device, batch: int, repeats: int) -> list[tuple[str, str]]:
@@ -74,11 +79,17 @@ def bench_lite0(device: torch.device, batch: int, repeats: int) -> list[tuple[st
         logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
 
     rows = []
-    for label, fn in (("forward", forward), ("forward + backward (input gradient)",
-                                             forward_backward)):
+    for label, fn in (
+        ("forward", forward),
+        ("forward + backward (input gradient)", forward_backward),
+    ):
         times = [1000 * t / len(x) for t in _times(fn, repeats, device)]
-        rows.append((f"Lite0 {label}, batch {len(x)}, median (min) of {repeats}",
-                     f"{statistics.median(times):8.1f} ms/image ({min(times):.1f})"))
+        rows.append(
+            (
+                f"Lite0 {label}, batch {len(x)}, median (min) of {repeats}",
+                f"{statistics.median(times):8.1f} ms/image ({min(times):.1f})",
+            )
+        )
     return rows
 
 

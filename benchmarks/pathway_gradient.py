@@ -65,7 +65,9 @@ def build_model(name: str) -> tuple[nn.Module, str]:
         import torchvision
 
         torch.manual_seed(0)
-        return torchvision.models.resnet50(weights=None).eval(), "RANDOM weights, torchvision resnet50"
+        return torchvision.models.resnet50(
+            weights=None
+        ).eval(), "RANDOM weights, torchvision resnet50"
     raise SystemExit(f"unknown model {name!r}; choose from mnist, lite0, resnet50")
 
 

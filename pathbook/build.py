@@ -44,7 +44,9 @@ def _recorded(project: Project, chapter: Chapter) -> dict[str, Any] | None:
         return None
 
 
-def plan(project: Project, profile: str, only: Iterable[str] = (), force: bool = False) -> list[Plan]:
+def plan(
+    project: Project, profile: str, only: Iterable[str] = (), force: bool = False
+) -> list[Plan]:
     """Validate every selected chapter's parameters and work out which ones must run."""
     names = list(dict.fromkeys(only)) or list(project.chapters)
     core = core_digest(project)
@@ -65,8 +67,11 @@ def plan(project: Project, profile: str, only: Iterable[str] = (), force: bool =
                 reasons = [f"profile {stamp.get('profile')} -> {profile}"]
             if stamp.get("hash") != fp["hash"] and not reasons:
                 reasons = ["fingerprint changed"]
-            missing = [f for f in stamp.get("figures", [])
-                       if not (project.figures_of(chapter) / f).exists()]
+            missing = [
+                f
+                for f in stamp.get("figures", [])
+                if not (project.figures_of(chapter) / f).exists()
+            ]
             if missing:
                 reasons.append(f"figures missing: {', '.join(missing)}")
         plans.append(Plan(chapter, values, shown, fp, reasons))
@@ -86,7 +91,9 @@ def _stamp(project: Project, item: Plan, profile: str, outcome: Outcome) -> None
     atomic_write_text(project.stamp_of(item.chapter), json.dumps(record, indent=1))
 
 
-def run_notebooks(project: Project, plans: list[Plan], profile: str, jobs: int = 1) -> list[Outcome]:
+def run_notebooks(
+    project: Project, plans: list[Plan], profile: str, jobs: int = 1
+) -> list[Outcome]:
     """Execute the stale chapters, `jobs` at a time, with a progress bar over notebooks."""
     todo = [p for p in plans if p.stale]
     outcomes: list[Outcome] = []
@@ -96,15 +103,26 @@ def run_notebooks(project: Project, plans: list[Plan], profile: str, jobs: int =
     jobs = max(1, jobs)
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(execute, project, p.chapter, profile, p.parameters,
-                               p.fingerprint["hash"], shown_parameters=p.shown,
-                               threads=threads): p for p in todo}
+        futures = {
+            pool.submit(
+                execute,
+                project,
+                p.chapter,
+                profile,
+                p.parameters,
+                p.fingerprint["hash"],
+                shown_parameters=p.shown,
+                threads=threads,
+            ): p
+            for p in todo
+        }
         for future in as_completed(futures):
             item, outcome = futures[future], future.result()
             if outcome.ok:
                 _stamp(project, item, profile, outcome)
-            bar.set_postfix_str(f"{outcome.chapter} {'ok' if outcome.ok else 'FAILED'} "
-                                f"{outcome.seconds:.0f}s")
+            bar.set_postfix_str(
+                f"{outcome.chapter} {'ok' if outcome.ok else 'FAILED'} {outcome.seconds:.0f}s"
+            )
             bar.update()
             outcomes.append(outcome)
     bar.close()
@@ -116,16 +134,34 @@ def build_html(project: Project) -> None:
     missing = [c.name for c in project.chapters.values() if not project.output_of(c).exists()]
     if missing:
         raise PathbookError(f"cannot build the HTML: no output yet for {', '.join(missing)}.")
-    command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
-               "build", str(project.root), "-W", "-n", "--keep-going", "--builder", "html"]
+    command = [
+        sys.executable,
+        "-c",
+        "from jupyter_book.cli.main import main; main()",
+        "build",
+        str(project.root),
+        "-W",
+        "-n",
+        "--keep-going",
+        "--builder",
+        "html",
+    ]
     print("building HTML: jupyter-book", " ".join(command[3:]), file=sys.stderr)
     done = subprocess.run(command, cwd=project.root, check=False)
     if done.returncode != 0:
-        raise PathbookError(f"jupyter-book build failed (exit {done.returncode}); see its output above.")
+        raise PathbookError(
+            f"jupyter-book build failed (exit {done.returncode}); see its output above."
+        )
 
 
-def build(project: Project, profile: str = "quick", jobs: int = 1, only: Iterable[str] = (),
-          force: bool = False, html: bool = True) -> int:
+def build(
+    project: Project,
+    profile: str = "quick",
+    jobs: int = 1,
+    only: Iterable[str] = (),
+    force: bool = False,
+    html: bool = True,
+) -> int:
     """The whole `pathbook build`; returns the process exit code."""
     start = time.perf_counter()
     plans = plan(project, profile, only, force)
@@ -137,9 +173,11 @@ def build(project: Project, profile: str = "quick", jobs: int = 1, only: Iterabl
     for failure in failures:
         print(f"error: {failure.message}", file=sys.stderr)
     ran = sum(o.ok for o in outcomes)
-    print(f"pathbook: executed {ran} notebook(s), {len(failures)} failed, "
-          f"{len(plans) - len(outcomes)} up to date; {time.perf_counter() - start:.1f}s",
-          file=sys.stderr)
+    print(
+        f"pathbook: executed {ran} notebook(s), {len(failures)} failed, "
+        f"{len(plans) - len(outcomes)} up to date; {time.perf_counter() - start:.1f}s",
+        file=sys.stderr,
+    )
     missing = [c.name for c in project.chapters.values() if not project.output_of(c).exists()]
     if html and missing and failures:
         print(f"pathbook: HTML not built: no output yet for {', '.join(missing)}.", file=sys.stderr)
@@ -154,4 +192,3 @@ def status(project: Project, profile: str = "quick") -> int:
         state = "stale: " + "; ".join(item.reasons) if item.stale else "up to date"
         print(f"{item.chapter.name}: {state}")
     return 0
-

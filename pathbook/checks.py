@@ -33,7 +33,8 @@ def _forbidden(name: str) -> Callable[..., Any]:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise LibraryCallError(
             f"this test compares your function with {name}, so your function may not call it: "
-            "compute the result yourself, as the exercise describes.")
+            "compute the result yourself, as the exercise describes."
+        )
 
     return refuse
 
@@ -47,8 +48,9 @@ def _homes(original: Any) -> list[Any]:
 
 
 @contextmanager
-def own_work(namespace: dict[str, Any], forbid: Iterable[str] = (),
-             use: Mapping[str, Any] | None = None) -> Iterator[None]:
+def own_work(
+    namespace: dict[str, Any], forbid: Iterable[str] = (), use: Mapping[str, Any] | None = None
+) -> Iterator[None]:
     """Within the body, each name in `forbid` (a function or class of `pathlib_core`, such as
     "restrict" or "linearity.linearity_profile") raises `LibraryCallError` when called from `namespace` (the notebook's `globals()`), from
     `pathlib_core` or from its defining module, and each name in `use` is bound in `namespace` to
@@ -105,12 +107,12 @@ def restricted_forward(model: nn.Module, inputs: Tensor, masks: Mapping[str, Ten
         return model(inputs)
 
 
-def pathway_gradient(model: nn.Module, inputs: Tensor, target: Tensor,
-                     masks: Mapping[str, Tensor]) -> Tensor:
+def pathway_gradient(
+    model: nn.Module, inputs: Tensor, target: Tensor, masks: Mapping[str, Tensor]
+) -> Tensor:
     """The input gradient of each sample's `target` logit through `masks`, the pathway gradient
     of Khakzar et al. 2021 as `pathlib_core.PathwayGradient` computes it: the reference."""
-    (grad,) = restricted_input_gradient(model, (inputs,), torch.as_tensor(target),
-                                        Pathway(masks))
+    (grad,) = restricted_input_gradient(model, (inputs,), torch.as_tensor(target), Pathway(masks))
     return grad
 
 

@@ -65,25 +65,39 @@ class Assignment:
         return sum(q.points for q in self.questions if not q.manual)
 
 
-def _metadata(grade_id: str, *, grade: bool = False, solution: bool = False,
-              locked: bool = False, points: float | None = None) -> dict:
-    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3,
-            "solution": solution, "task": False}
+def _metadata(
+    grade_id: str,
+    *,
+    grade: bool = False,
+    solution: bool = False,
+    locked: bool = False,
+    points: float | None = None,
+) -> dict:
+    meta = {
+        "grade": grade,
+        "grade_id": grade_id,
+        "locked": locked,
+        "schema_version": 3,
+        "solution": solution,
+        "task": False,
+    }
     if points is not None:
         meta["points"] = points
     return meta
 
 
-def _header(cell: NotebookNode, pattern: re.Pattern, start: str, example: str,
-            where: str) -> re.Match | None:
+def _header(
+    cell: NotebookNode, pattern: re.Pattern, start: str, example: str, where: str
+) -> re.Match | None:
     """The header match of `cell`, None when its first line does not start like a header."""
     first = cell.source.lstrip("\n").split("\n", 1)[0]
     if not first.startswith(start):
         return None
     match = pattern.match(first)
     if match is None:
-        raise PathbookError(f"{where}: the header `{first}` is not understood; write it as "
-                            f"`{example}`.")
+        raise PathbookError(
+            f"{where}: the header `{first}` is not understood; write it as `{example}`."
+        )
     return match
 
 
@@ -96,24 +110,31 @@ def _solution_id(source: str, index: int) -> str:
 def _cell_metadata(cell: NotebookNode, index: int, where: str) -> dict:
     """nbgrader metadata for one cell, read from its markers."""
     test = cell.cell_type == "code" and _header(
-        cell, TEST_HEADER, "### TEST", "### TEST name (2 points)", where)
+        cell, TEST_HEADER, "### TEST", "### TEST name (2 points)", where
+    )
     answer = cell.cell_type == "markdown" and _header(
-        cell, ANSWER_HEADER, "<!-- ANSWER", "<!-- ANSWER name (2 points) -->", where)
+        cell, ANSWER_HEADER, "<!-- ANSWER", "<!-- ANSWER name (2 points) -->", where
+    )
     if HIDDEN_MARKER in cell.source and not test:
-        raise PathbookError(f"{where}: hidden tests belong in a test cell; start the cell with "
-                            "`### TEST name (N points)`.")
+        raise PathbookError(
+            f"{where}: hidden tests belong in a test cell; start the cell with "
+            "`### TEST name (N points)`."
+        )
     if test:
         if SOLUTION_MARKER in cell.source:
-            raise PathbookError(f"{where}: a test cell cannot hold a solution; move the solution "
-                                "into a cell of its own.")
+            raise PathbookError(
+                f"{where}: a test cell cannot hold a solution; move the solution "
+                "into a cell of its own."
+            )
         return _metadata(test["name"], grade=True, locked=True, points=float(test["points"]))
     if answer:
-        return _metadata(answer["name"], grade=True, solution=True,
-                         points=float(answer["points"]))
+        return _metadata(answer["name"], grade=True, solution=True, points=float(answer["points"]))
     if SOLUTION_MARKER in cell.source:
         if cell.cell_type != "code":
-            raise PathbookError(f"{where}: a written answer starts with "
-                                "`<!-- ANSWER name (N points) -->` and needs no solution markers.")
+            raise PathbookError(
+                f"{where}: a written answer starts with "
+                "`<!-- ANSWER name (N points) -->` and needs no solution markers."
+            )
         return _metadata(_solution_id(cell.source, index), solution=True)
     # read-only text or code; the id follows the content, so an edit never mixes cells up
     digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:10]
@@ -133,8 +154,10 @@ def mark_cells(nb: NotebookNode, label: str = "notebook") -> NotebookNode:
         seen[grade_id] = seen.get(grade_id, 0) + 1
         if seen[grade_id] > 1:
             if meta["grade"] or meta["solution"]:
-                raise PathbookError(f"{where}: the name {grade_id!r} is used twice; give each "
-                                    "test, answer and solution its own name.")
+                raise PathbookError(
+                    f"{where}: the name {grade_id!r} is used twice; give each "
+                    "test, answer and solution its own name."
+                )
             meta["grade_id"] = f"{grade_id}-{seen[grade_id]}"
         cell.metadata["nbgrader"] = meta
     return nb
@@ -166,9 +189,20 @@ def _copies(marked: NotebookNode, label: str) -> tuple[NotebookNode, NotebookNod
     )
 
     instructor = _run([ClearOutput(), CheckCellMetadata()], copy.deepcopy(marked), label)
-    student = _run([LockCells(), ClearSolutions(), ClearOutput(), CheckCellMetadata(),
-                    ComputeChecksums(), ClearHiddenTests(), ComputeChecksums(),
-                    CheckCellMetadata()], copy.deepcopy(marked), label)
+    student = _run(
+        [
+            LockCells(),
+            ClearSolutions(),
+            ClearOutput(),
+            CheckCellMetadata(),
+            ComputeChecksums(),
+            ClearHiddenTests(),
+            ComputeChecksums(),
+            CheckCellMetadata(),
+        ],
+        copy.deepcopy(marked),
+        label,
+    )
     return instructor, student
 
 
@@ -182,11 +216,14 @@ def load_assignment(path: Path) -> Assignment:
     marked = mark_cells(source, path.name)
     questions = tuple(
         Question(meta["grade_id"], float(meta["points"]), manual=meta["solution"])
-        for meta in (cell.metadata["nbgrader"] for cell in marked.cells) if meta["grade"]
+        for meta in (cell.metadata["nbgrader"] for cell in marked.cells)
+        if meta["grade"]
     )
     if not any(not q.manual for q in questions):
-        raise PathbookError(f"{path} has no auto-graded test; add a code cell that starts with "
-                            "`### TEST name (N points)`.")
+        raise PathbookError(
+            f"{path} has no auto-graded test; add a code cell that starts with "
+            "`### TEST name (N points)`."
+        )
     instructor, student = _copies(marked, path.name)
     return Assignment(path.stem, path, instructor, student, questions)
 
@@ -195,8 +232,10 @@ def load_assignments(sources: Path) -> dict[str, Assignment]:
     """Every `*.ipynb` in `sources`, by name (the file name without `.ipynb`), sorted."""
     paths = sorted(Path(sources).glob("*.ipynb"))
     if not paths:
-        raise PathbookError(f"no exercise notebooks (*.ipynb) in {sources}; pass --sources with "
-                            "the folder that holds them.")
+        raise PathbookError(
+            f"no exercise notebooks (*.ipynb) in {sources}; pass --sources with "
+            "the folder that holds them."
+        )
     return {path.stem: load_assignment(path) for path in paths}
 
 

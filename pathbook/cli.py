@@ -20,8 +20,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="pathbook",
         description="Execute the companion's notebooks with papermill and build the Jupyter Book.",
     )
-    parser.add_argument("--root", type=Path, default=None,
-                        help="project folder (default: found from the working folder upwards)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="project folder (default: found from the working folder upwards)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="execute stale notebooks, then build the HTML book")
@@ -36,12 +40,28 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="execute one chapter with other parameters (not into the book)")
     r.add_argument("name")
-    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                   metavar=("KEY", "VALUE"), help="override one parameter (YAML value)")
-    r.add_argument("--profile", choices=PROFILES, default="quick",
-                   help="parameters to start from before the overrides")
-    r.add_argument("-o", "--output", type=Path, default=None,
-                   help="executed notebook path (default .pathbook/runs/NAME.ipynb)")
+    r.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="override one parameter (YAML value)",
+    )
+    r.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="quick",
+        help="parameters to start from before the overrides",
+    )
+    r.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="executed notebook path (default .pathbook/runs/NAME.ipynb)",
+    )
 
     c = sub.add_parser("clean", help="delete generated chapters, figures, cache and HTML")
     c.add_argument("--html-only", action="store_true", help="delete only _build/")
@@ -52,21 +72,30 @@ def _parser() -> argparse.ArgumentParser:
 def _classroom_parser(sub) -> None:
     room = sub.add_parser("classroom", help="student copies of the exercises, and grading")
     actions = room.add_subparsers(dest="action", required=True)
-    sources = {"type": Path, "default": None,
-               "help": "folder of exercise notebooks (default notebooks/exercises)"}
+    sources = {
+        "type": Path,
+        "default": None,
+        "help": "folder of exercise notebooks (default notebooks/exercises)",
+    }
     r = actions.add_parser("release", help="write student and instructor versions of the exercises")
     r.add_argument("--sources", **sources)
     r.add_argument("--out", type=Path, default=None, help="output folder (default classroom/)")
     g = actions.add_parser("grade", help="run submissions with the hidden tests, write scores")
     g.add_argument("submissions", type=Path, help="folder holding STUDENT/ASSIGNMENT.ipynb")
     g.add_argument("--sources", **sources)
-    g.add_argument("--out", type=Path, default=None,
-                   help="score table to write (default classroom/scores.csv)")
+    g.add_argument(
+        "--out", type=Path, default=None, help="score table to write (default classroom/scores.csv)"
+    )
     g.add_argument("--timeout", type=int, default=120, help="seconds one cell may run")
-    g.add_argument("--total-timeout", type=int, default=900,
-                   help="seconds one submission may run in all")
-    g.add_argument("--threads", type=int, default=1,
-                   help="torch threads of each grading kernel (default 1; 0: the environment's)")
+    g.add_argument(
+        "--total-timeout", type=int, default=900, help="seconds one submission may run in all"
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of each grading kernel (default 1; 0: the environment's)",
+    )
 
 
 def _run(project, args) -> int:
@@ -77,8 +106,17 @@ def _run(project, args) -> int:
     output = (args.output or project.state / "runs" / f"{chapter.name}.ipynb").resolve()
     figures = output.with_name(output.stem + "-figures")
     fp = fingerprint(project, chapter, values)
-    outcome = execute(project, chapter, args.profile, values, fp["hash"], shown_parameters=shown,
-                      destination=output, figure_destination=figures, show_cells=True)
+    outcome = execute(
+        project,
+        chapter,
+        args.profile,
+        values,
+        fp["hash"],
+        shown_parameters=shown,
+        destination=output,
+        figure_destination=figures,
+        show_cells=True,
+    )
     if not outcome.ok:
         print(f"error: {outcome.message}", file=sys.stderr)
         return 1
@@ -101,8 +139,10 @@ def _classroom(project, args) -> int:
     try:
         import nbgrader  # noqa: F401
     except ImportError:
-        raise PathbookError("pathbook classroom needs nbgrader; install the classroom extra: "
-                            "pip install -e '.[classroom]'") from None
+        raise PathbookError(
+            "pathbook classroom needs nbgrader; install the classroom extra: "
+            "pip install -e '.[classroom]'"
+        ) from None
     from .classroom import SOURCES, release
     from .grading import grade, summarize
 
@@ -114,8 +154,14 @@ def _classroom(project, args) -> int:
             print(f"wrote {path}")
         return 0
     table = args.out or out / "scores.csv"
-    rows = grade(args.submissions, table, sources, args.timeout, args.total_timeout,
-                 threads=args.threads or None)
+    rows = grade(
+        args.submissions,
+        table,
+        sources,
+        args.timeout,
+        args.total_timeout,
+        threads=args.threads or None,
+    )
     print("\n".join(summarize(rows)))
     print(f"wrote {table}")
     return 0

@@ -34,14 +34,14 @@ class Outcome:
     output: Path | None = None
 
 
-
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder, then rename: readers never see half a file."""
     atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
-def _header_cell(project: Project, chapter: Chapter, profile: str, parameters: dict[str, Any],
-                 content_hash: str) -> nbformat.NotebookNode:
+def _header_cell(
+    project: Project, chapter: Chapter, profile: str, parameters: dict[str, Any], content_hash: str
+) -> nbformat.NotebookNode:
     rel = Path(os.path.relpath(chapter.source, project.generated)).as_posix()
     source = Path(os.path.relpath(chapter.source, project.root)).as_posix()
     shown = ", ".join(f"`{k}={v!r}`" for k, v in parameters.items()) or "the notebook's defaults"
@@ -60,9 +60,14 @@ def _header_cell(project: Project, chapter: Chapter, profile: str, parameters: d
 def _publish_notebook(executed: Path, destination: Path, header: nbformat.NotebookNode | None):
     nb = nbformat.read(executed, as_version=4)
     if header is not None:
-        first_heading = next((i for i, c in enumerate(nb.cells)
-                              if c.cell_type == "markdown" and c.source.lstrip().startswith("# ")),
-                             -1)
+        first_heading = next(
+            (
+                i
+                for i, c in enumerate(nb.cells)
+                if c.cell_type == "markdown" and c.source.lstrip().startswith("# ")
+            ),
+            -1,
+        )
         nb.cells.insert(first_heading + 1, header)
     atomic_write_text(destination, nbformat.writes(nb))
 
@@ -104,28 +109,49 @@ def execute(
     start = time.perf_counter()
     try:
         shown = shown_parameters if shown_parameters is not None else parameters
-        result = _run_worker(project, chapter, profile, parameters, shown, content_hash, work,
-                             show_cells, threads)
+        result = _run_worker(
+            project, chapter, profile, parameters, shown, content_hash, work, show_cells, threads
+        )
         if not result["ok"]:
-            message = _failure_message(project, chapter, result, work,
-                                       had_output=(destination or project.output_of(chapter)).exists())
+            message = _failure_message(
+                project,
+                chapter,
+                result,
+                work,
+                had_output=(destination or project.output_of(chapter)).exists(),
+            )
             return Outcome(chapter.name, False, time.perf_counter() - start, message)
-        header = (_header_cell(project, chapter, profile, shown, content_hash)
-                  if destination is None else None)
+        header = (
+            _header_cell(project, chapter, profile, shown, content_hash)
+            if destination is None
+            else None
+        )
         destination = destination or project.output_of(chapter)
         _publish_notebook(work / "executed.ipynb", destination, header)
         _swap_folder(work / "figures", figure_destination or project.figures_of(chapter))
         return Outcome(chapter.name, True, time.perf_counter() - start, output=destination)
     except Exception as error:  # publishing or bookkeeping broke: report it like a failed run
-        return Outcome(chapter.name, False, time.perf_counter() - start,
-                       f"notebook {chapter.name!r}: {type(error).__name__}: {error}")
+        return Outcome(
+            chapter.name,
+            False,
+            time.perf_counter() - start,
+            f"notebook {chapter.name!r}: {type(error).__name__}: {error}",
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run_worker(project: Project, chapter: Chapter, profile: str, parameters: dict[str, Any],
-                shown: dict[str, Any], content_hash: str, work: Path, show_cells: bool,
-                threads: int | None) -> dict[str, Any]:
+def _run_worker(
+    project: Project,
+    chapter: Chapter,
+    profile: str,
+    parameters: dict[str, Any],
+    shown: dict[str, Any],
+    content_hash: str,
+    work: Path,
+    show_cells: bool,
+    threads: int | None,
+) -> dict[str, Any]:
     (work / "figures").mkdir(parents=True)
     job = {
         "source": str(chapter.source),
@@ -151,23 +177,37 @@ def _run_worker(project: Project, chapter: Chapter, profile: str, parameters: di
     log_path = _log_path(project, chapter)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        subprocess.run([sys.executable, "-m", "pathbook.worker", str(work / "job.json")],
-                       env=env, stdout=log, stderr=None if show_cells else log, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "pathbook.worker", str(work / "job.json")],
+            env=env,
+            stdout=log,
+            stderr=None if show_cells else log,
+            check=False,
+        )
     try:
         return json.loads((work / "result.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
-        return {"ok": False, "cell": None, "first_line": "", "ename": "WorkerDied",
-                "evalue": "the worker process ended without a result"}
+        return {
+            "ok": False,
+            "cell": None,
+            "first_line": "",
+            "ename": "WorkerDied",
+            "evalue": "the worker process ended without a result",
+        }
 
 
 def _log_path(project: Project, chapter: Chapter) -> Path:
     return project.state / "logs" / f"{chapter.name}.log"
 
 
-def _failure_message(project: Project, chapter: Chapter, result: dict[str, Any], work: Path,
-                     had_output: bool) -> str:
-    where = (f"cell {result['cell']} of {chapter.source.name} (`{result['first_line']}`)"
-             if result["cell"] else chapter.source.name)
+def _failure_message(
+    project: Project, chapter: Chapter, result: dict[str, Any], work: Path, had_output: bool
+) -> str:
+    where = (
+        f"cell {result['cell']} of {chapter.source.name} (`{result['first_line']}`)"
+        if result["cell"]
+        else chapter.source.name
+    )
     parts = [f"notebook {chapter.name!r} failed in {where}: {result['ename']}: {result['evalue']}."]
     parts.append("The previous output was kept." if had_output else "It has no output yet.")
     failed = project.state / "failed" / f"{chapter.name}.ipynb"

@@ -77,7 +77,7 @@ def core_digest(project: Project) -> str:
 def resolve_data(project: Project, entry: str) -> Path:
     """A declared data file: a path under the root, or `pkg://package/inner/path`."""
     if entry.startswith("pkg://"):
-        package, _, inner = entry[len("pkg://"):].partition("/")
+        package, _, inner = entry[len("pkg://") :].partition("/")
         spec = importlib.util.find_spec(package)
         if spec is None or spec.origin is None:
             raise PathbookError(f"data entry {entry!r}: package {package!r} is not installed.")
@@ -119,8 +119,9 @@ def explain_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     reasons = []
     if old.get("notebook") != new["notebook"]:
         reasons.append("notebook cells changed")
-    if json.dumps(old.get("parameters"), sort_keys=True) != json.dumps(new["parameters"],
-                                                                       sort_keys=True):
+    if json.dumps(old.get("parameters"), sort_keys=True) != json.dumps(
+        new["parameters"], sort_keys=True
+    ):
         reasons.append(f"parameters changed ({old.get('parameters')} -> {new['parameters']})")
     if old.get("pathlib_core") != new["pathlib_core"]:
         reasons.append("pathlib_core sources changed")

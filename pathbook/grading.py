@@ -31,8 +31,17 @@ from .classroom import Assignment, Question, load_assignments
 from .execute import THREAD_VARIABLES, atomic_write_text
 from .project import PathbookError
 
-COLUMNS = ("student", "assignment", "question", "grading", "points", "max_points", "status",
-           "error", "problem")
+COLUMNS = (
+    "student",
+    "assignment",
+    "question",
+    "grading",
+    "points",
+    "max_points",
+    "status",
+    "error",
+    "problem",
+)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -148,8 +157,13 @@ def _kernel_threads(threads: int | None):
                 os.environ[variable] = value
 
 
-def run_submission(path: Path | None, assignment: Assignment, timeout: int,
-                   total_timeout: int, threads: int | None = 1) -> Run:
+def run_submission(
+    path: Path | None,
+    assignment: Assignment,
+    timeout: int,
+    total_timeout: int,
+    threads: int | None = 1,
+) -> Run:
     """Sanitize and execute one submission, in a kernel with `threads` torch threads (one by
     default: a student's small tensors gain nothing from more, and on a busy grading machine
     threads that wait for each other can make a cell many times slower than its limit allows);
@@ -167,13 +181,17 @@ def run_submission(path: Path | None, assignment: Assignment, timeout: int,
             with _kernel_threads(threads):
                 executor.preprocess(nb, {"metadata": {"path": folder}})
         except _OutOfTime:
-            problems.append(f"stopped at the total limit of {total_timeout} s, after cell "
-                            f"{executor.current + 1}")
+            problems.append(
+                f"stopped at the total limit of {total_timeout} s, after cell "
+                f"{executor.current + 1}"
+            )
         except Exception as error:  # noqa: BLE001 - the kernel died or did not start
             problems.append(f"{_described(error)} {_where(nb, executor.current)}")
-    timeouts = [f"timed out after {executor.limits.get(index, timeout)} s {_where(nb, index)}"
-                for index, cell in enumerate(nb.cells)
-                if any(out.get("ename") == "CellTimeoutError" for out in cell.get("outputs", []))]
+    timeouts = [
+        f"timed out after {executor.limits.get(index, timeout)} s {_where(nb, index)}"
+        for index, cell in enumerate(nb.cells)
+        if any(out.get("ename") == "CellTimeoutError" for out in cell.get("outputs", []))
+    ]
     return Run(nb, "; ".join(timeouts + problems))
 
 
@@ -195,8 +213,11 @@ def _without_stderr(cell: NotebookNode) -> NotebookNode:
     """The cell without what it wrote to standard error. nbgrader scores such a cell 0; here a
     warning (a deprecation in torch, say) costs no points, and `_error` still reports it."""
     kept = copy.copy(cell)
-    kept.outputs = [out for out in cell.get("outputs", [])
-                    if not (out.output_type == "stream" and out.name == "stderr")]
+    kept.outputs = [
+        out
+        for out in cell.get("outputs", [])
+        if not (out.output_type == "stream" and out.name == "stderr")
+    ]
     return kept
 
 
@@ -225,11 +246,19 @@ def score_rows(student: str, assignment: Assignment, run: Run) -> list[dict]:
     rows = []
     for question in assignment.questions:
         points, status, error = _score(question, run)
-        rows.append({"student": student, "assignment": assignment.name,
-                     "question": question.name,
-                     "grading": "manual" if question.manual else "auto", "points": points,
-                     "max_points": question.points, "status": status, "error": error,
-                     "problem": "" if run.problem == "not submitted" else run.problem})
+        rows.append(
+            {
+                "student": student,
+                "assignment": assignment.name,
+                "question": question.name,
+                "grading": "manual" if question.manual else "auto",
+                "points": points,
+                "max_points": question.points,
+                "status": status,
+                "error": error,
+                "problem": "" if run.problem == "not submitted" else run.problem,
+            }
+        )
     return rows
 
 
@@ -241,14 +270,19 @@ def find_submissions(folder: Path, names: list[str]) -> list[tuple[str, str, Pat
         raise PathbookError(f"{folder} is not a folder of submissions.")
     students = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not students:
-        raise PathbookError(f"no student folders in {folder}; the layout is "
-                            f"{folder}/STUDENT/ASSIGNMENT.ipynb, ASSIGNMENT one of "
-                            f"{', '.join(names)}.")
+        raise PathbookError(
+            f"no student folders in {folder}; the layout is "
+            f"{folder}/STUDENT/ASSIGNMENT.ipynb, ASSIGNMENT one of "
+            f"{', '.join(names)}."
+        )
     jobs = []
     for student in students:
         for extra in sorted(p for p in student.glob("*.ipynb") if p.stem not in names):
-            print(f"pathbook: skipped {student.name}/{extra.name}: not an assignment "
-                  f"(expected one of {', '.join(names)})", file=sys.stderr)
+            print(
+                f"pathbook: skipped {student.name}/{extra.name}: not an assignment "
+                f"(expected one of {', '.join(names)})",
+                file=sys.stderr,
+            )
         for name in names:
             path = student / f"{name}.ipynb"
             jobs.append((student.name, name, path if path.exists() else None))
@@ -273,18 +307,28 @@ def summarize(rows: list[dict]) -> list[str]:
     for (student, assignment), group in groups.items():
         auto = [r for r in group if r["grading"] == "auto"]
         manual = sum(r["status"] == "needs manual grading" for r in group)
-        text = (f"{student} / {assignment}: {sum(float(r['points']) for r in auto):g} of "
-                f"{sum(float(r['max_points']) for r in auto):g} points")
+        text = (
+            f"{student} / {assignment}: {sum(float(r['points']) for r in auto):g} of "
+            f"{sum(float(r['max_points']) for r in auto):g} points"
+        )
         if manual:
             text += f", {manual} written answer{'s' if manual > 1 else ''} to grade by hand"
-        problem = group[0]["problem"] or ("not submitted" if group[0]["status"] == "not submitted"
-                                          else "")
+        problem = group[0]["problem"] or (
+            "not submitted" if group[0]["status"] == "not submitted" else ""
+        )
         lines.append(text + (f" ({problem})" if problem else ""))
     return lines
 
 
-def grade(submissions: Path, out_csv: Path, sources: Path, timeout: int = 120,
-          total_timeout: int = 900, progress: bool = True, threads: int | None = 1) -> list[dict]:
+def grade(
+    submissions: Path,
+    out_csv: Path,
+    sources: Path,
+    timeout: int = 120,
+    total_timeout: int = 900,
+    progress: bool = True,
+    threads: int | None = 1,
+) -> list[dict]:
     """Grade `submissions/STUDENT/ASSIGNMENT.ipynb` against the exercises in `sources` and write
     the score table to `out_csv` (columns `COLUMNS`, one row per student, assignment and
     question). `timeout` bounds each cell, `total_timeout` each notebook, in seconds; each
@@ -294,8 +338,9 @@ def grade(submissions: Path, out_csv: Path, sources: Path, timeout: int = 120,
     from tqdm import tqdm
 
     if timeout <= 0 or total_timeout <= 0:
-        raise PathbookError(f"timeouts must be positive seconds, got {timeout} and "
-                            f"{total_timeout}.")
+        raise PathbookError(
+            f"timeouts must be positive seconds, got {timeout} and {total_timeout}."
+        )
     assignments = load_assignments(sources)
     jobs = find_submissions(submissions, list(assignments))
     rows: list[dict] = []

@@ -65,8 +65,9 @@ def validate(name: str, notebook: Path, parameters: dict[str, Any]) -> dict[str,
     Raises PathbookError naming the notebook and the parameter if one is unknown or mistyped.
     """
     declared = declared_parameters(notebook)
-    known = ", ".join(f"{k} ({v['inferred_type_name']}, default {v['default']})"
-                      for k, v in declared.items())
+    known = ", ".join(
+        f"{k} ({v['inferred_type_name']}, default {v['default']})" for k, v in declared.items()
+    )
     for key, value in parameters.items():
         if key not in declared:
             raise PathbookError(
@@ -82,8 +83,10 @@ def validate(name: str, notebook: Path, parameters: dict[str, Any]) -> dict[str,
                 f"notebook {name!r}: parameter {key!r} expects {type_name} "
                 f"(default {declared[key]['default']}), got {type(value).__name__} {value!r}."
             )
-    return {key: parameters.get(key, _default_value(entry["default"]))
-            for key, entry in declared.items()}
+    return {
+        key: parameters.get(key, _default_value(entry["default"]))
+        for key, entry in declared.items()
+    }
 
 
 def parse_cli_value(text: str) -> Any:

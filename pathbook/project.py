@@ -132,7 +132,9 @@ def load_project(root: Path | None = None) -> Project:
             )
         source = root / entry.get("path", f"notebooks/{name}.ipynb")
         if not source.is_file():
-            raise PathbookError(f"{spec_path}: notebook {name!r} points to {source}, which is missing.")
+            raise PathbookError(
+                f"{spec_path}: notebook {name!r} points to {source}, which is missing."
+            )
         profiles = {p: _numbers_as_numbers(entry.get(p) or {}) for p in PROFILES}
         for profile, params in profiles.items():
             if not isinstance(params, dict):
@@ -141,7 +143,9 @@ def load_project(root: Path | None = None) -> Project:
                 )
         timeout = entry.get("timeout", DEFAULT_CELL_TIMEOUT)
         if not isinstance(timeout, int) or timeout <= 0:
-            raise PathbookError(f"{spec_path}: {name}.timeout must be a positive number of "
-                                f"seconds per cell, got {timeout!r}.")
+            raise PathbookError(
+                f"{spec_path}: {name}.timeout must be a positive number of "
+                f"seconds per cell, got {timeout!r}."
+            )
         chapters[name] = Chapter(name, source, profiles, tuple(entry.get("data") or ()), timeout)
     return Project(root, chapters)

@@ -47,8 +47,13 @@ def main(job_path: str) -> int:
     except papermill.PapermillExecutionError as error:
         result = {"ok": False, **_locate_failure(source, error)}
     except Exception as error:  # kernel died, notebook unreadable, ...: report, don't crash
-        result = {"ok": False, "cell": None, "first_line": "", "ename": type(error).__name__,
-                  "evalue": str(error)}
+        result = {
+            "ok": False,
+            "cell": None,
+            "first_line": "",
+            "ename": type(error).__name__,
+            "evalue": str(error),
+        }
     Path(job["result"]).write_text(json.dumps(result))
     return 0 if result["ok"] else 1
 

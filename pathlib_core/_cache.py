@@ -44,7 +44,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def hash_tensor(digest: "hashlib._Hash", tensor: torch.Tensor, label: str = "") -> None:
+def hash_tensor(digest: hashlib._Hash, tensor: torch.Tensor, label: str = "") -> None:
     """Feed ``label``, the dtype, shape and bytes of ``tensor`` into ``digest`` (cache keys)."""
     tensor = tensor.detach().cpu().contiguous()
     prefix = f"|{label}" if label else ""  # without a label: the keys ROAR's cache always had
@@ -106,17 +106,23 @@ def load_state_dict(path: str | os.PathLike) -> dict | None:
     try:
         expected = json.loads(_sidecar(path).read_text())["sha256"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        warnings.warn(f"Cached weights {path} have no valid checksum record ({exc}); "
-                      "rebuilding them.", stacklevel=2)
+        warnings.warn(
+            f"Cached weights {path} have no valid checksum record ({exc}); rebuilding them.",
+            stacklevel=2,
+        )
         return None
     actual = sha256_file(path)
     if actual != expected:
-        warnings.warn(f"Cached weights {path} are corrupted (sha256 {actual[:12]}... differs "
-                      f"from the recorded {expected[:12]}...); rebuilding them.", stacklevel=2)
+        warnings.warn(
+            f"Cached weights {path} are corrupted (sha256 {actual[:12]}... differs "
+            f"from the recorded {expected[:12]}...); rebuilding them.",
+            stacklevel=2,
+        )
         return None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is rebuilt
-        warnings.warn(f"Cached weights {path} could not be loaded ({exc}); rebuilding them.",
-                      stacklevel=2)
+        warnings.warn(
+            f"Cached weights {path} could not be loaded ({exc}); rebuilding them.", stacklevel=2
+        )
         return None

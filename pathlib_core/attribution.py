@@ -1,12 +1,12 @@
 """Attributions through the input's own pathway: the 2021 pathway gradient and the 2019
 input-specific pruning.
 
-``PathwayGradient`` (PAPERS.md A.4, official ``Pruner.generate_saliency``): select the pathway from
+``PathwayGradient`` (book/definitions.md, "The pathway gradient"; official ``Pruner.generate_saliency``): select the pathway from
 the unmasked network's neuron contributions, hold it fixed, and differentiate the target logit of
 the network restricted to it with respect to the input. Signed, input-shaped, not multiplied by
 the input. Cost: one forward + backward for the contributions and one through the masked network.
 
-``InputSpecificPruning`` (Khakzar et al. 2019, PAPERS.md B): prune the network for each input to
+``InputSpecificPruning`` (Khakzar et al. 2019; book/definitions.md, "Input-specific pruning"): prune the network for each input to
 its most contributing neurons, then attribute either by the pruned network's gradient (the same
 map as ``PathwayGradient``) or by the input perturbation, within an L2 budget, that raises the
 pruned network's target logit most (projected gradient ascent).
@@ -53,8 +53,9 @@ def _input_pathways(
     sparsities = [check_sparsity(s) for s in sparsities]
     check_choice(contribution, "contribution method", METHODS)
     check_choice(scope, "scope", SCOPES)
-    contributions = contributions_at(model, tensors, target, contribution, modules, n_steps,
-                                     absolute=True)
+    contributions = contributions_at(
+        model, tensors, target, contribution, modules, n_steps, absolute=True
+    )
     return [select_pathway(contributions, s, scope) for s in sparsities], contributions.targets
 
 
@@ -103,17 +104,25 @@ class PathwayGradient(GradientAttribution):
         tensors, is_tuple = as_input_tuple(inputs)
         several = isinstance(sparsity, (list, tuple))
         if several and not sparsity:
-            raise ValueError("sparsity is an empty list; pass a fraction such as 0.9 or a list "
-                             "of them.")
-        pathways, labels = _input_pathways(self.model, tensors, target,
-                                           list(sparsity) if several else [sparsity],
-                                           contribution, scope, self.site_modules, n_steps)
+            raise ValueError(
+                "sparsity is an empty list; pass a fraction such as 0.9 or a list of them."
+            )
+        pathways, labels = _input_pathways(
+            self.model,
+            tensors,
+            target,
+            list(sparsity) if several else [sparsity],
+            contribution,
+            scope,
+            self.site_modules,
+            n_steps,
+        )
         multiply = self._multiply_by_inputs if multiply_by_inputs is None else multiply_by_inputs
         maps = []
         for pathway in pathways:
             gradients = restricted_input_gradient(self.model, tensors, labels, pathway)
             if multiply:
-                gradients = tuple(g * x.detach() for g, x in zip(gradients, tensors))
+                gradients = tuple(g * x.detach() for g, x in zip(gradients, tensors, strict=False))
             maps.append(gradients if is_tuple else gradients[0])
         if not several:
             maps, pathways = maps[0], pathways[0]
@@ -130,7 +139,7 @@ def restricted_input_gradient(
     with torch.enable_grad(), restrict(model, pathway):
         logits = check_logits(model(*leaves), leaves[0].shape[0])
     grads = target_gradients(logits, labels, leaves)
-    return tuple(torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves))
+    return tuple(torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=False))
 
 
 DIRECTIONS = ("increase", "decrease")
@@ -150,7 +159,7 @@ class InputSpecificPruning(GradientAttribution):
 
     The 2019 abstract describes the two steps; the budget, step and iteration count are not
     known. The official code's remnant called its PGD with ``epsilon=500, alpha=25, num_iter=50``
-    (PAPERS.md B): a step of ``epsilon / 20`` and a path of 2.5 budgets, the ratio that
+    (book/definitions.md, "Input-specific pruning"): a step of ``epsilon / 20`` and a path of 2.5 budgets, the ratio that
     ``step_size=None`` reproduces for any ``n_iter`` (``2.5 * epsilon / n_iter``). ``epsilon`` is
     an absolute L2 norm over all input values of a sample, so choose it for your input scale.
     For a budget inside the pathway's linear region the result is ``epsilon`` times the
@@ -192,17 +201,20 @@ class InputSpecificPruning(GradientAttribution):
         check_choice(direction, "direction", DIRECTIONS)
         epsilon = _positive_float(epsilon, "epsilon")
         n_iter = check_positive_int(n_iter, "n_iter")
-        step = 2.5 * epsilon / n_iter if step_size is None else _positive_float(step_size,
-                                                                                 "step_size")
+        step = (
+            2.5 * epsilon / n_iter if step_size is None else _positive_float(step_size, "step_size")
+        )
         tensors, is_tuple = as_input_tuple(inputs)
-        (pathway,), labels = _input_pathways(self.model, tensors, target, [sparsity],
-                                             contribution, scope, self.site_modules, n_steps)
+        (pathway,), labels = _input_pathways(
+            self.model, tensors, target, [sparsity], contribution, scope, self.site_modules, n_steps
+        )
         if mode == "gradient":
             result = restricted_input_gradient(self.model, tensors, labels, pathway)
         else:
             sign = 1.0 if direction == "increase" else -1.0
-            result = _projected_ascent(self.model, tensors, labels, pathway, epsilon, step,
-                                       n_iter, sign)
+            result = _projected_ascent(
+                self.model, tensors, labels, pathway, epsilon, step, n_iter, sign
+            )
         attributions = result if is_tuple else result[0]
         return (attributions, pathway) if return_pathway else attributions
 
@@ -231,11 +243,11 @@ def _projected_ascent(
     clean = tuple(t.detach() for t in tensors)
     delta = tuple(torch.zeros_like(t) for t in clean)
     for _ in range(n_iter):
-        moved = tuple(x + d for x, d in zip(clean, delta))
+        moved = tuple(x + d for x, d in zip(clean, delta, strict=False))
         grads = restricted_input_gradient(model, moved, labels, pathway)
         norm = _per_sample_norm(grads)
         unit = torch.where(norm > 0, sign * step / norm.clamp_min(1e-300), torch.zeros_like(norm))
-        delta = tuple(d + g for d, g in zip(delta, _scaled(grads, unit)))
+        delta = tuple(d + g for d, g in zip(delta, _scaled(grads, unit), strict=False))
         length = _per_sample_norm(delta)
         delta = _scaled(delta, (epsilon / length.clamp_min(1e-300)).clamp(max=1.0))
     return delta

@@ -1,4 +1,4 @@
-"""Neuron contributions to the target logit (PAPERS.md A.1 and "Our decisions").
+"""Neuron contributions to the target logit (book/definitions.md, "Neuron contributions").
 
 ``"taylor"`` (the paper's NeuronMCT) is ``|a * d y / d a|`` per neuron, ``a`` the site's output and
 ``y`` the pre-softmax logit of the target class, as the official code's
@@ -13,8 +13,8 @@ backward pass of the layers after it over ``(n_steps + 1) * B`` copies of its sc
 
 ReLU6 (EfficientNet-Lite0). ``a`` is the site's *output*, so a saturated unit (``a = 6``) has
 ``d a / d z = 0`` but not ``d y / d a = 0``: its Taylor score is ``6 |d y / d a|``, the
-first-order effect of removing it, not 0. (The caveat in PAPERS.md, "a saturated unit has
-Taylor score 0", holds for the pre-activation form ``z * d y / d z``, which equals ours for ReLU
+first-order effect of removing it, not 0. (The common caveat "a saturated unit has
+Taylor score 0" holds for the pre-activation form ``z * d y / d z``, which equals ours for ReLU
 but not for ReLU6.) What a saturated unit lacks is a gradient *through* it: kept in a pathway, it
 adds nothing to the pathway gradient, although removing it changes the output.
 """
@@ -67,7 +67,7 @@ def neuron_contributions(
     ``target`` follows Captum (an int, a list or a 1-D tensor of length B); ``None`` takes each
     sample's predicted class. ``method="integrated"`` integrates with the trapezoid rule on the
     ``n_steps + 1`` points ``alpha_k = k / n_steps`` (the official code increments alpha
-    cumulatively, 0, 0.1, 0.3, 0.6, ..., 5.5, a bug we do not copy; PAPERS.md D.1). ``absolute``
+    cumulatively, 0, 0.1, 0.3, 0.6, ..., 5.5, a slip we do not copy; book/definitions.md, "Where we differ from the official code"). ``absolute``
     takes ``|.|`` as the official code does; ``False`` keeps the sign.
     """
     check_module(model)
@@ -192,7 +192,7 @@ def _reusable(grads: Sequence[Tensor | None], acts: Sequence[Tensor]) -> list[bo
         and grad.shape == act.shape
         and grad.is_contiguous()
         and storages[grad.untyped_storage().data_ptr()] == 1
-        for grad, act in zip(grads, acts)
+        for grad, act in zip(grads, acts, strict=False)
     ]
 
 
@@ -203,7 +203,7 @@ def _taylor(model, tensors, target, modules, absolute: bool) -> Contributions:
     reuse = _reusable(grads, list(acts.values()))
     values = {
         name: _contribution(act, grad, absolute, ok)
-        for (name, act), grad, ok in zip(acts.items(), grads, reuse)
+        for (name, act), grad, ok in zip(acts.items(), grads, reuse, strict=False)
     }
     return Contributions(values, {"method": "taylor", "absolute": absolute}, labels)
 
@@ -220,13 +220,20 @@ def _integrated(model, tensors, target, modules, n_steps: int, absolute: bool) -
     chunks = torch.arange(labels.shape[0]).split(max(1, int(_CHUNK_VALUES // per_sample)))
     values = {}
     for name, act in acts.items():
-        mean_grad = torch.cat([
-            _integrated_gradient_at(
-                model, tuple(t[rows] for t in tensors), labels[rows], modules, name, act[rows],
-                n_steps,
-            )
-            for rows in chunks
-        ])
+        mean_grad = torch.cat(
+            [
+                _integrated_gradient_at(
+                    model,
+                    tuple(t[rows] for t in tensors),
+                    labels[rows],
+                    modules,
+                    name,
+                    act[rows],
+                    n_steps,
+                )
+                for rows in chunks
+            ]
+        )
         values[name] = _contribution(act, mean_grad, absolute)
     settings = {"method": "integrated", "absolute": absolute, "n_steps": n_steps}
     return Contributions(values, settings, labels)
@@ -266,8 +273,16 @@ def _integrated_gradient_at(
         part = act[rows]
         scale = alphas.to(act.device).repeat_interleave(part.shape[0])
         scale = scale.view(-1, *([1] * (act.dim() - 1)))
-        grad = _scaled_pass(model, tuple(t[rows] for t in tensors), labels[rows], modules, site,
-                            scale, steps, expand=expand)
+        grad = _scaled_pass(
+            model,
+            tuple(t[rows] for t in tensors),
+            labels[rows],
+            modules,
+            site,
+            scale,
+            steps,
+            expand=expand,
+        )
         if grad is None:
             return torch.zeros_like(part)
         return torch.tensordot(weights.to(act.device), grad.view(steps, *part.shape), dims=1)
@@ -321,13 +336,16 @@ def _scaled_pass(
         return scaled[name]
 
     inputs = tuple(
-        t.detach() if expand else t.detach().repeat(steps, *([1] * (t.dim() - 1))).requires_grad_(True)
+        t.detach()
+        if expand
+        else t.detach().repeat(steps, *([1] * (t.dim() - 1))).requires_grad_(True)
         for t in tensors
     )
     with torch.enable_grad(), site_hooks(model, scale_site, modules):
         logits = model(*inputs)
-    if expand and (not isinstance(logits, Tensor) or logits.dim() != 2
-                   or logits.shape[0] != scale.shape[0]):
+    if expand and (
+        not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != scale.shape[0]
+    ):
         raise _NotExpandable
     (grad,) = target_gradients(logits, labels.repeat(steps), [scaled[site]])
     return grad

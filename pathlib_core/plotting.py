@@ -69,10 +69,15 @@ def provenance_note(record: dict[str, Any]) -> str:
         parts.append(f"content hash {record['content_hash']}")
     parts.append(", ".join(f"{k} {v}" for k, v in record["packages"].items()))
     parts.append(record["date"])
-    caption = (f"<b>Figure {html.escape(record['figure'])}.</b> {html.escape(record['caption'])} "
-               if record.get("caption") else f"<b>Figure {html.escape(record['figure'])}.</b> ")
-    return (f'<p class="pathbook-provenance" style="font-size:0.85em;color:#444">{caption}'
-            f'<span style="color:#777">({html.escape("; ".join(parts))})</span></p>')
+    caption = (
+        f"<b>Figure {html.escape(record['figure'])}.</b> {html.escape(record['caption'])} "
+        if record.get("caption")
+        else f"<b>Figure {html.escape(record['figure'])}.</b> "
+    )
+    return (
+        f'<p class="pathbook-provenance" style="font-size:0.85em;color:#444">{caption}'
+        f'<span style="color:#777">({html.escape("; ".join(parts))})</span></p>'
+    )
 
 
 @dataclass(frozen=True)
@@ -94,10 +99,18 @@ class SavedFigure:
 # One colour per method in every chapter: the pathway methods in blue, cyan and red, as in the
 # chapters that compare pathways; "NeuronIntGrad*" is a variant that only the paper's plots show.
 METHOD_COLOURS = {
-    "Gradient": "tab:olive", "InputXGradient": "tab:pink", "IntegratedGradients": "tab:green",
-    "SmoothGrad": "goldenrod", "GuidedBackprop": "tab:brown", "GradCAM": "indigo",
-    "DeepLift": "salmon", "NeuronMCT": "tab:blue", "NeuronIntGrad": "tab:cyan",
-    "NeuronIntGrad*": "darkslategray", "DGR": "tab:red", "Random": "black",
+    "Gradient": "tab:olive",
+    "InputXGradient": "tab:pink",
+    "IntegratedGradients": "tab:green",
+    "SmoothGrad": "goldenrod",
+    "GuidedBackprop": "tab:brown",
+    "GradCAM": "indigo",
+    "DeepLift": "salmon",
+    "NeuronMCT": "tab:blue",
+    "NeuronIntGrad": "tab:cyan",
+    "NeuronIntGrad*": "darkslategray",
+    "DGR": "tab:red",
+    "Random": "black",
     "GEN-CNP": "darkorange",
 }
 _SPARE_COLOURS = ("tab:purple", "tab:orange", "tab:gray", "darkkhaki", "teal", "crimson")
@@ -124,19 +137,29 @@ def say(text: str) -> None:
     display(Markdown(text))
 
 
-def save_figure(fig: Any, name: str, caption: str | None = None, *, dpi: int = 150,
-                folder: str | os.PathLike | None = None, show: bool = True) -> SavedFigure:
+def save_figure(
+    fig: Any,
+    name: str,
+    caption: str | None = None,
+    *,
+    dpi: int = 150,
+    folder: str | os.PathLike | None = None,
+    show: bool = True,
+) -> SavedFigure:
     """Save `fig` as `NAME.png` with `NAME.json` (its provenance) and show both in the notebook.
 
     The folder is `folder`, else the one pathbook assigns to this chapter, else
     `$PATHLIB_CORE_FIGURES`, else `./figures`. Both files are written atomically.
     """
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"figure name {name!r} must be letters, digits, '_' or '-' "
-                         "(it becomes a file name), e.g. 'digit_grid'.")
+        raise ValueError(
+            f"figure name {name!r} must be letters, digits, '_' or '-' "
+            "(it becomes a file name), e.g. 'digit_grid'."
+        )
     context = _context()
-    target = Path(folder or context.get("figure_dir") or os.environ.get(FIGURE_DIR_VARIABLE)
-                  or "figures")
+    target = Path(
+        folder or context.get("figure_dir") or os.environ.get(FIGURE_DIR_VARIABLE) or "figures"
+    )
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     png = buffer.getvalue()
@@ -163,10 +186,17 @@ def save_figure(fig: Any, name: str, caption: str | None = None, *, dpi: int = 1
     return saved
 
 
-def image_grid(images: Any, titles: Sequence[str] | None = None, ncols: int = 8,
-               cmap: str = "gray", size: float = 1.2, suptitle: str | None = None,
-               vmin: float | None = None, vmax: float | None = None,
-               colorbar: str | None = None):
+def image_grid(
+    images: Any,
+    titles: Sequence[str] | None = None,
+    ncols: int = 8,
+    cmap: str = "gray",
+    size: float = 1.2,
+    suptitle: str | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorbar: str | None = None,
+):
     """A grid of images (N, H, W) or (N, H, W, 3) as one matplotlib figure, axes off.
 
     Without `vmin`/`vmax` each panel is scaled on its own; give them to share one colour scale,
@@ -199,7 +229,7 @@ def image_grid(images: Any, titles: Sequence[str] | None = None, ncols: int = 8,
 
 def saliency_to_display(maps: Any, cap_percentile: float | None = None) -> np.ndarray:
     """Attributions ``(N, C, H, W)`` (or ``(N, H, W)``) as ``(N, H, W)`` images in [0, 1], the
-    official display (PAPERS.md A.4, ``Plot_tools.max_regarding_to_abs``): per pixel the channel
+    official display (book/definitions.md, "The pathway gradient"; ``Plot_tools.max_regarding_to_abs``): per pixel the channel
     value of largest magnitude, sign kept, then ``|.|`` divided by each map's maximum (an all-zero
     map stays zero).
 
@@ -210,11 +240,15 @@ def saliency_to_display(maps: Any, cap_percentile: float | None = None) -> np.nd
     longer leave the rest of the map black."""
     import torch
 
-    if cap_percentile is not None and (isinstance(cap_percentile, bool)
-                                       or not isinstance(cap_percentile, (int, float))
-                                       or not 0.0 < float(cap_percentile) <= 100.0):
-        raise ValueError(f"cap_percentile must be None (the official display) or a number in "
-                         f"(0, 100], got {cap_percentile!r}; e.g. {CAP_PERCENTILE}.")
+    if cap_percentile is not None and (
+        isinstance(cap_percentile, bool)
+        or not isinstance(cap_percentile, (int, float))
+        or not 0.0 < float(cap_percentile) <= 100.0
+    ):
+        raise ValueError(
+            f"cap_percentile must be None (the official display) or a number in "
+            f"(0, 100], got {cap_percentile!r}; e.g. {CAP_PERCENTILE}."
+        )
     tensor = torch.as_tensor(maps).detach().cpu().double()
     if tensor.dim() == 3:
         tensor = tensor.unsqueeze(1)
@@ -226,9 +260,15 @@ def saliency_to_display(maps: Any, cap_percentile: float | None = None) -> np.nd
     if cap_percentile is None:
         peak = magnitude.max(dim=1).values
     else:
-        peak = torch.tensor([float(np.percentile(row[row > 0].numpy(), float(cap_percentile)))
-                             if bool((row > 0).any()) else 0.0 for row in magnitude],
-                            dtype=magnitude.dtype)
+        peak = torch.tensor(
+            [
+                float(np.percentile(row[row > 0].numpy(), float(cap_percentile)))
+                if bool((row > 0).any())
+                else 0.0
+                for row in magnitude
+            ],
+            dtype=magnitude.dtype,
+        )
     shown = (magnitude / peak.clamp_min(1e-300).unsqueeze(1)).clamp_max(1.0)
     return shown.view(signed.shape).numpy()
 
@@ -258,8 +298,10 @@ def _offline_jshtml(text: str) -> str:
     for css_class, glyph in _BUTTON_TEXT.items():
         text = text.replace(f'<i class="{css_class}"></i>', glyph)
     if re.search(r'(src|href)="https?://', text):
-        raise RuntimeError("matplotlib's player links an outside resource this code does not "
-                           "know how to replace; update _offline_jshtml.")
+        raise RuntimeError(
+            "matplotlib's player links an outside resource this code does not "
+            "know how to replace; update _offline_jshtml."
+        )
     return text
 
 
@@ -270,9 +312,18 @@ def _as_array(frame: Any) -> np.ndarray:
     return np.asarray(frame)
 
 
-def scrubber(frames: Sequence[Any], labels: Sequence[str], *, cmap: str = "gray",
-             vmin: float | None = None, vmax: float | None = None, title: str | None = None,
-             size: float = 3.0, interval: int = 600, frame_format: str = "png"):
+def scrubber(
+    frames: Sequence[Any],
+    labels: Sequence[str],
+    *,
+    cmap: str = "gray",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    title: str | None = None,
+    size: float = 3.0,
+    interval: int = 600,
+    frame_format: str = "png",
+):
     """A self-contained JavaScript slider over precomputed frames, for the static book.
 
     `frames` are images (H, W) / (H, W, 3) or matplotlib figures; `labels` name each frame.
@@ -285,8 +336,10 @@ def scrubber(frames: Sequence[Any], labels: Sequence[str], *, cmap: str = "gray"
     from matplotlib import animation
 
     if len(frames) == 0 or len(frames) != len(labels):
-        raise ValueError(f"need one label per frame and at least one frame; got {len(frames)} "
-                         f"frames and {len(labels)} labels.")
+        raise ValueError(
+            f"need one label per frame and at least one frame; got {len(frames)} "
+            f"frames and {len(labels)} labels."
+        )
     if frame_format not in ("png", "jpeg"):
         raise ValueError(f"frame_format must be 'png' or 'jpeg', got {frame_format!r}.")
     arrays = [_as_array(f) for f in frames]

@@ -3,7 +3,7 @@
 The paper's first claim is that the *pruning objective* (keep the smallest set of neurons for which
 the output stays the same; CDRP, Wang et al. 2018) does not find the neurons that carry the input's
 critical information, while ranking neurons by their contribution does. This module provides the
-competitors of ``select_pathway`` as the official code builds them (PAPERS.md A.6, D.1, D.2):
+competitors of ``select_pathway`` as the official code builds them (book/definitions.md, "The pruning objective"):
 
 - ``learned_pathway`` / ``learned_gates``: per-element gates on every site learned by the pruning objective ("DGR",
   CDRP as the official ``cdrp/main.py`` and ``main2.py`` re-implement it), then binarised;
@@ -121,8 +121,9 @@ def greedy_pathway(
     ``(iterations - 1) * step``); here the rounds are at ``step, 2 step, ..., sparsity``.
     For several sparsities, ``greedy_pathways`` shares the rounds they have in common.
     """
-    return greedy_pathways(model, inputs, [sparsity], target, step, variant, sites,
-                           progress)[check_sparsity(sparsity)]
+    return greedy_pathways(model, inputs, [sparsity], target, step, variant, sites, progress)[
+        check_sparsity(sparsity)
+    ]
 
 
 def greedy_pathways(
@@ -161,8 +162,9 @@ def greedy_pathways(
             else:
                 pathway = _official_greedy_round(scores, fraction)
             if j in run:
-                pathway.settings.update(method="greedy", variant=variant, sparsity=run[j],
-                                        step=step)
+                pathway.settings.update(
+                    method="greedy", variant=variant, sparsity=run[j], step=step
+                )
                 result[run[j]] = pathway
             if j < last:
                 with restrict(model, pathway):
@@ -287,9 +289,9 @@ def learned_gates(
         name: (
             torch.ones(act.shape, dtype=act.dtype)
             if init == "ones"
-            else torch.rand((1, *act.shape[1:]), generator=generator, dtype=act.dtype).expand(
-                act.shape
-            ).clone()
+            else torch.rand((1, *act.shape[1:]), generator=generator, dtype=act.dtype)
+            .expand(act.shape)
+            .clone()
         ).to(act.device)
         for name, act in acts.items()
     }
@@ -360,7 +362,9 @@ class _GateDescent:
     ):
         self.rows = rows
         self.values = {name: g[rows].clone() for name, g in gates.items()}
-        self.velocity = None if velocity is None else {n: v[rows].clone() for n, v in velocity.items()}
+        self.velocity = (
+            None if velocity is None else {n: v[rows].clone() for n, v in velocity.items()}
+        )
         self.lr, self.momentum = lr, momentum
 
     def gates(self) -> dict[str, Tensor]:
@@ -371,14 +375,14 @@ class _GateDescent:
         ``l1 * sign(g)`` is added here (gates are never negative, and ``sign(0) = 0`` as
         autograd's ``abs``), which saves autograd's pass through ``abs``."""
         full = []
-        for g, value in zip(grads, self.values.values()):
+        for g, value in zip(grads, self.values.values(), strict=False):
             g = torch.zeros_like(value) if g is None else g
             weight = l1.to(value.dtype).view(-1, *([1] * (value.dim() - 1)))
             full.append(g.add_(torch.where(value > 0, weight, 0.0)))
         if self.velocity is None:
-            self.velocity = dict(zip(self.values, full))
+            self.velocity = dict(zip(self.values, full, strict=False))
         else:
-            for v, g in zip(self.velocity.values(), full):
+            for v, g in zip(self.velocity.values(), full, strict=False):
                 v.mul_(self.momentum).add_(g)
         for name, value in self.values.items():  # torch.optim.SGD's update, then the clamp
             value.add_(self.velocity[name], alpha=-self.lr).clamp_(0.0, 100.0)
@@ -388,9 +392,9 @@ class _GateDescent:
         for name, value in self.values.items():
             gates[name][self.rows] = value
             if self.velocity is not None:
-                velocity.setdefault(name, torch.zeros_like(gates[name]))[self.rows] = (
-                    self.velocity[name]
-                )
+                velocity.setdefault(name, torch.zeros_like(gates[name]))[self.rows] = self.velocity[
+                    name
+                ]
 
 
 def _gated_loss(
@@ -537,7 +541,9 @@ def decode_pathway(
     if not low < high:
         raise ValueError(f"bounds must be (low, high) with low < high, got {bounds!r}.")
     generator = torch.Generator().manual_seed(int(seed))
-    weights = (torch.randn(like.shape, generator=generator, dtype=like.dtype) * 0.01).to(like.device)
+    weights = (torch.randn(like.shape, generator=generator, dtype=like.dtype) * 0.01).to(
+        like.device
+    )
     weights.requires_grad_(True)
     optimiser = torch.optim.Adam([weights], lr=lr)
     labels = None

@@ -45,8 +45,11 @@ GATE_SOURCES = ("pruning.py", "contribution.py", "pathway.py", "sites.py", "_val
 MAP_SOURCES = (*GATE_SOURCES, "attribution.py", "methods.py", "models.py")
 
 
-def content_key(options: Mapping[str, Any], tensors: Iterable[tuple[str, Tensor]] = (),
-                sources: Sequence[str] = ()) -> str:
+def content_key(
+    options: Mapping[str, Any],
+    tensors: Iterable[tuple[str, Tensor]] = (),
+    sources: Sequence[str] = (),
+) -> str:
     """sha256 of ``options`` (sorted by key), of each ``(label, tensor)`` (dtype, shape, bytes)
     and of the library's ``sources`` (file names relative to this package): the key of a saved
     result, which must name everything the result depends on."""
@@ -65,8 +68,12 @@ def versions() -> dict[str, str]:
     import timm
     import torchvision
 
-    return {"torch": torch.__version__, "captum": captum.__version__, "timm": timm.__version__,
-            "torchvision": torchvision.__version__}
+    return {
+        "torch": torch.__version__,
+        "captum": captum.__version__,
+        "timm": timm.__version__,
+        "torchvision": torchvision.__version__,
+    }
 
 
 def model_identity(model: nn.Module) -> dict[str, str]:
@@ -76,8 +83,9 @@ def model_identity(model: nn.Module) -> dict[str, str]:
     return {"model": f"{kind.__module__}.{kind.__qualname__}", "architecture": repr(model)}
 
 
-def cached_result(name: str, key: str, compute: Callable[[], dict[str, Any]],
-                  cache: bool = True) -> dict[str, Any]:
+def cached_result(
+    name: str, key: str, compute: Callable[[], dict[str, Any]], cache: bool = True
+) -> dict[str, Any]:
     """``compute()`` (a dict of tensors and plain values), saved in
     ``cache_dir()/chunks/NAME-KEY/result.pt`` the moment it returns and loaded instead of
     computed by a later call with the same ``name`` and ``key``. ``cache=False`` neither reads
@@ -104,15 +112,18 @@ def run_in_chunks(
     starts = range(0, n, chunk_size)
     for start in tqdm(starts, desc=name, disable=not progress or len(starts) < 2):
         rows = slice(start, min(n, start + chunk_size))
-        results.append(_stored(folder / f"{rows.start}-{rows.stop}.pt",
-                               lambda rows=rows: compute(rows), cache))
+        results.append(
+            _stored(folder / f"{rows.start}-{rows.stop}.pt", lambda rows=rows: compute(rows), cache)
+        )
     return results
 
 
 def _folder(name: str, key: str) -> Path:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"name must be a non-empty file-name-safe string (letters, digits, "
-                         f"'_', '.', '+', '-'), got {name!r}.")
+        raise ValueError(
+            f"name must be a non-empty file-name-safe string (letters, digits, "
+            f"'_', '.', '+', '-'), got {name!r}."
+        )
     return cache_dir() / "chunks" / f"{name}-{key[:16]}"
 
 
@@ -132,8 +143,9 @@ def _load(path: Path) -> dict[str, Any] | None:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable chunk is recomputed
-        warnings.warn(f"the saved chunk {path} could not be read ({exc}); computing it again.",
-                      stacklevel=4)
+        warnings.warn(
+            f"the saved chunk {path} could not be read ({exc}); computing it again.", stacklevel=4
+        )
         return None
 
 
@@ -163,8 +175,9 @@ def learned_gates_in_chunks(
     if not isinstance(inputs, Tensor):
         raise TypeError(f"inputs must be one tensor (batch first), got {type(inputs).__name__}.")
     if inputs.dim() == 0 or len(inputs) == 0:
-        raise ValueError(f"inputs must hold at least one sample (batch first), got shape "
-                         f"{tuple(inputs.shape)}.")
+        raise ValueError(
+            f"inputs must hold at least one sample (batch first), got shape {tuple(inputs.shape)}."
+        )
     chunk_size = check_positive_int(chunk_size, "chunk_size")
     options.pop("progress", None)
     try:  # every setting, defaults filled in: explicit defaults and omitted ones share a key
@@ -172,12 +185,16 @@ def learned_gates_in_chunks(
     except TypeError as exc:
         raise TypeError(f"{exc}; the settings are those of pruning.learned_gates.") from None
     bound.apply_defaults()
-    settings = {k: v for k, v in bound.arguments.items()
-                if k not in ("model", "inputs", "progress")}
+    settings = {
+        k: v for k, v in bound.arguments.items() if k not in ("model", "inputs", "progress")
+    }
     if settings["sites"] is not None:  # modules by their names (a module's repr names no site)
         settings["sites"] = tuple(site_modules(model, settings["sites"]))
-    key = content_key({**settings, **model_identity(model), **versions(), "function": "gates"},
-                      model.state_dict().items(), GATE_SOURCES)
+    key = content_key(
+        {**settings, **model_identity(model), **versions(), "function": "gates"},
+        model.state_dict().items(),
+        GATE_SOURCES,
+    )
     folder = _folder("gates", key)
     files = [folder / f"{_sample_key(sample)}.pt" for sample in inputs]
     entries: list[dict[str, Any] | None] = [None] * len(inputs)
@@ -205,16 +222,22 @@ def _as_part(gates: Contributions) -> dict[str, Any]:
     """A ``learned_gates`` result as plain tensors and values (what a saved file holds)."""
     settings = dict(gates.settings)
     per_sample = {k: settings.pop(k) for k in PER_SAMPLE_SETTINGS}
-    return {"values": dict(gates), "targets": gates.targets, "per_sample": per_sample,
-            "settings": settings}
+    return {
+        "values": dict(gates),
+        "targets": gates.targets,
+        "per_sample": per_sample,
+        "settings": settings,
+    }
 
 
 def _row(part: dict[str, Any], j: int) -> dict[str, Any]:
     """Sample ``j`` of ``part``, its tensors copied out of the batch's (so each file holds one)."""
-    return {"values": {site: v[j : j + 1].clone() for site, v in part["values"].items()},
-            "targets": part["targets"][j : j + 1].clone(),
-            "per_sample": {k: v[j : j + 1].clone() for k, v in part["per_sample"].items()},
-            "settings": part["settings"]}
+    return {
+        "values": {site: v[j : j + 1].clone() for site, v in part["values"].items()},
+        "targets": part["targets"][j : j + 1].clone(),
+        "per_sample": {k: v[j : j + 1].clone() for k, v in part["per_sample"].items()},
+        "settings": part["settings"],
+    }
 
 
 def _joined(parts: list[dict[str, Any]], device: torch.device) -> Contributions:
@@ -224,10 +247,12 @@ def _joined(parts: list[dict[str, Any]], device: torch.device) -> Contributions:
         return torch.cat([t.to(device) for t in tensors])
 
     values = {site: cat([p["values"][site] for p in parts]) for site in parts[0]["values"]}
-    per_sample = {k: torch.cat([p["per_sample"][k].cpu() for p in parts])
-                  for k in PER_SAMPLE_SETTINGS}  # as learned_gates returns them
-    return Contributions(values, {**parts[0]["settings"], **per_sample},
-                         cat([p["targets"] for p in parts]))
+    per_sample = {
+        k: torch.cat([p["per_sample"][k].cpu() for p in parts]) for k in PER_SAMPLE_SETTINGS
+    }  # as learned_gates returns them
+    return Contributions(
+        values, {**parts[0]["settings"], **per_sample}, cat([p["targets"] for p in parts])
+    )
 
 
 def discard(name: str, key: str) -> None:

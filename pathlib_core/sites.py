@@ -2,7 +2,7 @@
 
 A neuron is one element of one ReLU/ReLU6 output (channel x position, or a fully connected unit),
 as in the official code's ``Pruner`` (which hooks ``nn.ReLU`` only; we hook ``nn.ReLU6`` too, see
-PAPERS.md "Our decisions"). A module called several times in one forward pass (torchvision's
+book/definitions.md, "Neurons and sites"). A module called several times in one forward pass (torchvision's
 ResNet blocks reuse one ``nn.ReLU``) gives one site per call.
 
 Site names. A site is named by its module's qualified name; the first call of a module in a forward

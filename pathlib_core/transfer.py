@@ -161,7 +161,7 @@ class PathwayGenerator(nn.Module):
             flat = act.flatten(2) if act.dim() > 2 else act.unsqueeze(2)
             pooled += [flat.mean(dim=2).to(dtype), flat.amax(dim=2).to(dtype)]
         hidden = self.trunk(torch.cat(pooled, dim=1))
-        return {name: head(hidden) for name, head in zip(self.sites, self.heads)}
+        return {name: head(hidden) for name, head in zip(self.sites, self.heads, strict=False)}
 
 
 def straight_through(logits: Tensor) -> Tensor:
@@ -374,7 +374,7 @@ def _train(
                     + config.relevance_weight * terms["relevance"]
                 )
                 grads = torch.autograd.grad(loss, params)
-                for param, grad in zip(params, grads):
+                for param, grad in zip(params, grads, strict=False):
                     param.grad = grad
                 optimiser.step()
                 terms["total"] = loss

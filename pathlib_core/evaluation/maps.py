@@ -19,7 +19,7 @@ def pixel_map(attributions: Tensor, reduce: str = "max_abs") -> Tensor:
     """``(B, C, H, W)`` (or ``(B, H, W)``) -> ``(B, H, W)``, one value per pixel.
 
     ``"signed_max_abs"``: the channel value of largest magnitude with its sign (the official
-    display, PAPERS.md A.4); ``"max_abs"``: its magnitude (the importance the perturbation
+    display, book/definitions.md, "The pathway gradient"); ``"max_abs"``: its magnitude (the importance the perturbation
     evaluations rank by); ``"sum"``: the sum over channels (the total attribution of the pixel, for
     sensitivity-n); ``"abs_sum"``: the sum of magnitudes.
     """
@@ -85,10 +85,12 @@ def gaussian_blur(inputs: Tensor, sigma: float) -> Tensor:
     kernel = kernel / kernel.sum()
     channels = inputs.shape[1]
     x = torch.nn.functional.pad(inputs, (radius, radius, radius, radius), mode="reflect")
-    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1),
-                                   groups=channels)
-    return torch.nn.functional.conv2d(x, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1),
-                                      groups=channels)
+    x = torch.nn.functional.conv2d(
+        x, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels
+    )
+    return torch.nn.functional.conv2d(
+        x, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels
+    )
 
 
 def top_pixels(importance: Tensor, fraction: float, largest: bool = True) -> Tensor:

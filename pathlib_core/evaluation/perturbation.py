@@ -111,7 +111,15 @@ def pixel_perturbation(
         return rank[images] < counts[steps].unsqueeze(1)
 
     perturbed = _removal_outputs(
-        model, inputs, filled, labels, removed, len(counts), output, batch_size, progress,
+        model,
+        inputs,
+        filled,
+        labels,
+        removed,
+        len(counts),
+        output,
+        batch_size,
+        progress,
         desc=f"pixel perturbation ({order})",
     )
     curve = torch.cat([base.unsqueeze(1), perturbed], dim=1)

@@ -11,7 +11,7 @@ train and test distributions equal, so a drop in accuracy means that information
 that the model met unfamiliar inputs. A good map makes ROAR accuracy fall fast (lower is better)
 and keeps KAR accuracy high (higher is better).
 
-The official PathwayGrad plots (``plots.roar_plot``; PAPERS.md A.7, D.4) use the fractions
+The official PathwayGrad plots (``plots.roar_plot``; book/definitions.md, "ROAR and KAR") use the fractions
 {10, 30, 50, 70, 90}% with 0% = the accuracy of the model trained on unmodified data, and an AUC
 by the trapezoid rule (``sklearn.metrics.auc``) over the fractions (0, .1, .3, .5, .7, .9) of the
 accuracy in [0, 1]; :class:`RoarResult` reports the same numbers.
@@ -49,26 +49,38 @@ _NO_AUGMENTATION = {"rotate": 0.0, "scale": 0.0, "shift": 0.0}
 
 # ---------------------------------------------------------------------------------------- checks
 
+
 def _check_images(images: object, what: str) -> Tensor:
     if not isinstance(images, Tensor) or not images.is_floating_point():
-        raise TypeError(f"{what} must be a float tensor shaped (N, C, H, W), got "
-                        f"{type(images).__name__}; convert it with torch.as_tensor(..).float().")
+        raise TypeError(
+            f"{what} must be a float tensor shaped (N, C, H, W), got "
+            f"{type(images).__name__}; convert it with torch.as_tensor(..).float()."
+        )
     if images.dim() != 4:
-        raise ValueError(f"{what} must be shaped (N, C, H, W), got {tuple(images.shape)}; add "
-                         "the channel axis with images.unsqueeze(1) for grey images.")
+        raise ValueError(
+            f"{what} must be shaped (N, C, H, W), got {tuple(images.shape)}; add "
+            "the channel axis with images.unsqueeze(1) for grey images."
+        )
     return images
 
 
 def _check_map(images: Tensor, maps: object, what: str) -> Tensor:
     """A map must be a float tensor (N, C', H, W) or (N, H, W) with the images' N, H and W."""
     if not isinstance(maps, Tensor) or not maps.is_floating_point():
-        raise TypeError(f"{what} must be a float tensor shaped like the images, got "
-                        f"{type(maps).__name__}; convert it with torch.as_tensor(..).float().")
-    if maps.dim() not in (3, 4) or maps.shape[0] != images.shape[0] \
-            or maps.shape[-2:] != images.shape[-2:]:
-        raise ValueError(f"{what} has shape {tuple(maps.shape)} but the images are "
-                         f"{tuple(images.shape)}; pass one map per image, (N, C, H, W) or "
-                         "(N, H, W), in the order of the images.")
+        raise TypeError(
+            f"{what} must be a float tensor shaped like the images, got "
+            f"{type(maps).__name__}; convert it with torch.as_tensor(..).float()."
+        )
+    if (
+        maps.dim() not in (3, 4)
+        or maps.shape[0] != images.shape[0]
+        or maps.shape[-2:] != images.shape[-2:]
+    ):
+        raise ValueError(
+            f"{what} has shape {tuple(maps.shape)} but the images are "
+            f"{tuple(images.shape)}; pass one map per image, (N, C, H, W) or "
+            "(N, H, W), in the order of the images."
+        )
     return maps
 
 
@@ -78,30 +90,40 @@ def _check_fraction(fraction: object, *, allow_zero: bool) -> float:
     low_ok = fraction >= 0 if allow_zero else fraction > 0
     if not (math.isfinite(fraction) and low_ok and fraction <= 1):
         interval = "[0, 1]" if allow_zero else "(0, 1] (0 is the unmodified model, always run)"
-        raise ValueError(f"fraction must be in {interval}, got {fraction}; e.g. 0.3 for 30% of "
-                         "the pixels.")
+        raise ValueError(
+            f"fraction must be in {interval}, got {fraction}; e.g. 0.3 for 30% of the pixels."
+        )
     return float(fraction)
 
 
 def _check_mode(mode: object) -> str:
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES} (remove or keep the top pixels), got "
-                         f"{mode!r}.")
+        raise ValueError(
+            f"mode must be one of {MODES} (remove or keep the top pixels), got {mode!r}."
+        )
     return mode
 
 
 def _check_labels(images: Tensor, labels: object, what: str) -> Tensor:
     if not isinstance(labels, Tensor) or labels.dim() != 1 or len(labels) != len(images):
         got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
-        raise ValueError(f"{what} must be a 1-D tensor with one entry per image "
-                         f"({len(images)}), got {got}.")
+        raise ValueError(
+            f"{what} must be a 1-D tensor with one entry per image ({len(images)}), got {got}."
+        )
     return labels
 
 
 # --------------------------------------------------------------------------------------- degrade
 
-def degrade(images: Tensor, attributions: Tensor, fraction: float, mode: str = "roar",
-            replacement: str | float | Tensor = 0.0, reduce: str = "max_abs") -> Tensor:
+
+def degrade(
+    images: Tensor,
+    attributions: Tensor,
+    fraction: float,
+    mode: str = "roar",
+    replacement: str | float | Tensor = 0.0,
+    reduce: str = "max_abs",
+) -> Tensor:
     """A degraded copy of ``images`` (N, C, H, W) for ROAR / KAR (Hooker et al., 2019).
 
     Per image, pixels are ranked by ``pixel_map(attributions, reduce)`` and the
@@ -124,6 +146,7 @@ def degrade(images: Tensor, attributions: Tensor, fraction: float, mode: str = "
 
 # ---------------------------------------------------------------------------- attribution cache
 
+
 def _content_hash(key: str, *tensors: Tensor) -> str:
     """sha256 of ``key`` and of the dtype, shape and bytes of each tensor."""
     digest = hashlib.sha256(key.encode())
@@ -132,8 +155,15 @@ def _content_hash(key: str, *tensors: Tensor) -> str:
     return digest.hexdigest()
 
 
-def _compute(name: str, fn: Callable[[Tensor, Tensor], Tensor], images: Tensor, targets: Tensor,
-             batch_size: int, progress: bool, key: str | None) -> Tensor:
+def _compute(
+    name: str,
+    fn: Callable[[Tensor, Tensor], Tensor],
+    images: Tensor,
+    targets: Tensor,
+    batch_size: int,
+    progress: bool,
+    key: str | None,
+) -> Tensor:
     """The maps of all images, ``batch_size`` at a time; with a ``key`` every finished chunk is
     saved (``resumable.run_in_chunks``), so a stopped computation resumes at the next one."""
 
@@ -142,12 +172,21 @@ def _compute(name: str, fn: Callable[[Tensor, Tensor], Tensor], images: Tensor, 
         out = fn(x, y)
         if not isinstance(out, Tensor) or len(out) != len(x):
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(f"fn must return a tensor with one attribution per image "
-                             f"({len(x)} in this chunk), got {got}.")
+            raise ValueError(
+                f"fn must return a tensor with one attribution per image "
+                f"({len(x)} in this chunk), got {got}."
+            )
         return {"maps": out.detach().cpu()}
 
-    parts = resumable.run_in_chunks(f"attributions-{name}", key or "", len(images), batch_size,
-                                    compute, cache=key is not None, progress=progress)
+    parts = resumable.run_in_chunks(
+        f"attributions-{name}",
+        key or "",
+        len(images),
+        batch_size,
+        compute,
+        cache=key is not None,
+        progress=progress,
+    )
     return torch.cat([part["maps"] for part in parts])
 
 
@@ -158,12 +197,15 @@ def _load(path: Path, count: int) -> Tensor | None:
     try:
         tensor = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is recomputed
-        warnings.warn(f"Cached attributions {path} could not be loaded ({exc}); recomputing "
-                      "them.", stacklevel=3)
+        warnings.warn(
+            f"Cached attributions {path} could not be loaded ({exc}); recomputing them.",
+            stacklevel=3,
+        )
         return None
     if not isinstance(tensor, Tensor) or len(tensor) != count:
-        warnings.warn(f"Cached attributions {path} do not hold {count} maps; recomputing them.",
-                      stacklevel=3)
+        warnings.warn(
+            f"Cached attributions {path} do not hold {count} maps; recomputing them.", stacklevel=3
+        )
         return None
     return tensor
 
@@ -174,9 +216,16 @@ def _save(path: Path, tensor: Tensor) -> None:
     atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
 
 
-def cached_attributions(name: str, fn: Callable[[Tensor, Tensor], Tensor], images: Tensor,
-                        targets: Tensor, key: str, batch_size: int = 256, progress: bool = False,
-                        cache: bool = True) -> Tensor:
+def cached_attributions(
+    name: str,
+    fn: Callable[[Tensor, Tensor], Tensor],
+    images: Tensor,
+    targets: Tensor,
+    key: str,
+    batch_size: int = 256,
+    progress: bool = False,
+    cache: bool = True,
+) -> Tensor:
     """``fn(images_chunk, targets_chunk)`` over the whole dataset in chunks of ``batch_size``,
     concatenated on the CPU, computed once and cached: ROAR needs the map of every training and
     test image (Hooker et al., 2019).
@@ -192,11 +241,15 @@ def cached_attributions(name: str, fn: Callable[[Tensor, Tensor], Tensor], image
     chunks are removed once the whole file is written.
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"name must be a non-empty file-name-safe string (letters, digits, "
-                         f"'_', '.', '+', '-'), got {name!r}; e.g. 'NeuronIntGrad-star'.")
+        raise ValueError(
+            f"name must be a non-empty file-name-safe string (letters, digits, "
+            f"'_', '.', '+', '-'), got {name!r}; e.g. 'NeuronIntGrad-star'."
+        )
     if not isinstance(key, str):
-        raise TypeError(f"key must be a string describing the method, its settings and the "
-                        f"model, got {type(key).__name__}.")
+        raise TypeError(
+            f"key must be a string describing the method, its settings and the "
+            f"model, got {type(key).__name__}."
+        )
     if not callable(fn):
         raise TypeError("fn must be callable as fn(images, targets) -> attributions.")
     images = _check_images(images, "images")
@@ -217,6 +270,7 @@ def cached_attributions(name: str, fn: Callable[[Tensor, Tensor], Tensor], image
 
 # ---------------------------------------------------------------------------------------- result
 
+
 @dataclass(frozen=True)
 class RoarResult:
     """Test accuracies of a ROAR or KAR run (Hooker et al., 2019; official ``plots.roar_plot``).
@@ -234,10 +288,11 @@ class RoarResult:
         if not self.fractions or self.fractions[0] != 0.0:
             raise ValueError("fractions must start with 0.0 (the unmodified model).")
         for method, acc in self.accuracy.items():
-            if not isinstance(acc, Tensor) or acc.dim() != 2 or acc.shape[1] != len(
-                    self.fractions):
-                raise ValueError(f"accuracy[{method!r}] must be (n_seeds, {len(self.fractions)}) "
-                                 "to match the fractions.")
+            if not isinstance(acc, Tensor) or acc.dim() != 2 or acc.shape[1] != len(self.fractions):
+                raise ValueError(
+                    f"accuracy[{method!r}] must be (n_seeds, {len(self.fractions)}) "
+                    "to match the fractions."
+                )
 
     @property
     def methods(self) -> list[str]:
@@ -269,6 +324,7 @@ class RoarResult:
 
 # ------------------------------------------------------------------------------------ retraining
 
+
 def mnist_trainer(**train_kwargs) -> Trainer:
     """A ``train(images, labels, seed) -> model`` for :func:`roar` that calls
     :func:`pathlib_core.models.train_mnist_cnn` without augmentation (``rotate = scale = shift =
@@ -285,22 +341,28 @@ def mnist_trainer(**train_kwargs) -> Trainer:
         return models.train_mnist_cnn(images, labels, seed=seed, **settings)
 
     train.cache_key = resumable.content_key(  # type: ignore[attr-defined]
-        {"trainer": "mnist_trainer", **settings}, sources=("models.py",))
+        {"trainer": "mnist_trainer", **settings}, sources=("models.py",)
+    )
     return train
 
 
-def _check_method_maps(train_images: Tensor, test_images: Tensor,
-                       train_maps: Mapping[str, Tensor],
-                       test_maps: Mapping[str, Tensor]) -> list[str]:
+def _check_method_maps(
+    train_images: Tensor,
+    test_images: Tensor,
+    train_maps: Mapping[str, Tensor],
+    test_maps: Mapping[str, Tensor],
+) -> list[str]:
     if not isinstance(train_maps, Mapping) or not isinstance(test_maps, Mapping):
         raise TypeError("train_maps and test_maps must be mappings {method name: maps}.")
     if not train_maps:
         raise ValueError("train_maps is empty; pass at least one method, e.g. {'Gradients': g}.")
     only_train, only_test = set(train_maps) - set(test_maps), set(test_maps) - set(train_maps)
     if only_train or only_test:
-        raise ValueError(f"Every method needs maps of both the training and the test images; "
-                         f"missing test maps for {sorted(only_train)}, missing training maps for "
-                         f"{sorted(only_test)}.")
+        raise ValueError(
+            f"Every method needs maps of both the training and the test images; "
+            f"missing test maps for {sorted(only_train)}, missing training maps for "
+            f"{sorted(only_test)}."
+        )
     for method in train_maps:
         _check_map(train_images, train_maps[method], f"train_maps[{method!r}]")
         _check_map(test_images, test_maps[method], f"test_maps[{method!r}]")
@@ -309,9 +371,11 @@ def _check_method_maps(train_images: Tensor, test_images: Tensor,
 
 def _check_fractions(fractions: Sequence[float]) -> list[float]:
     values = [_check_fraction(f, allow_zero=False) for f in fractions]
-    if not values or any(b <= a for a, b in zip(values, values[1:])):
-        raise ValueError(f"fractions must be a non-empty strictly increasing sequence in (0, 1], "
-                         f"got {list(fractions)}; e.g. (0.1, 0.3, 0.5, 0.7, 0.9).")
+    if not values or any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise ValueError(
+            f"fractions must be a non-empty strictly increasing sequence in (0, 1], "
+            f"got {list(fractions)}; e.g. (0.1, 0.3, 0.5, 0.7, 0.9)."
+        )
     return values
 
 
@@ -322,8 +386,13 @@ def _check_seeds(seeds: Sequence[int]) -> list[int]:
     return seeds
 
 
-def _fit_and_score(train: Trainer, seed: int, train_set: tuple[Tensor, Tensor],
-                   test_set: tuple[Tensor, Tensor], cache_key: str | None) -> float:
+def _fit_and_score(
+    train: Trainer,
+    seed: int,
+    train_set: tuple[Tensor, Tensor],
+    test_set: tuple[Tensor, Tensor],
+    cache_key: str | None,
+) -> float:
     """The test accuracy of a model trained on ``train_set``; with a ``cache_key`` (naming the
     trainer) it is saved and reused for the same seed and data."""
 
@@ -335,19 +404,31 @@ def _fit_and_score(train: Trainer, seed: int, train_set: tuple[Tensor, Tensor],
 
     if cache_key is None:
         return compute()["accuracy"]
-    tensors = zip(("train_images", "train_labels", "test_images", "test_labels"),
-                  (*train_set, *test_set))
-    key = resumable.content_key({"trainer": cache_key, "seed": seed, **resumable.versions()},
-                                tensors)
+    tensors = zip(
+        ("train_images", "train_labels", "test_images", "test_labels"), (*train_set, *test_set), strict=False
+    )
+    key = resumable.content_key(
+        {"trainer": cache_key, "seed": seed, **resumable.versions()}, tensors
+    )
     return resumable.cached_result("retraining", key, compute)["accuracy"]
 
 
-def roar(train_images: Tensor, train_labels: Tensor, test_images: Tensor, test_labels: Tensor,
-         train_maps: Mapping[str, Tensor], test_maps: Mapping[str, Tensor],
-         fractions: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9), mode: str = "roar",
-         seeds: Sequence[int] = (0,), replacement: str | float | Tensor = 0.0,
-         train: Trainer | None = None, progress: bool = False,
-         reduce: str = "max_abs", cache_key: str | None = None) -> RoarResult:
+def roar(
+    train_images: Tensor,
+    train_labels: Tensor,
+    test_images: Tensor,
+    test_labels: Tensor,
+    train_maps: Mapping[str, Tensor],
+    test_maps: Mapping[str, Tensor],
+    fractions: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
+    mode: str = "roar",
+    seeds: Sequence[int] = (0,),
+    replacement: str | float | Tensor = 0.0,
+    train: Trainer | None = None,
+    progress: bool = False,
+    reduce: str = "max_abs",
+    cache_key: str | None = None,
+) -> RoarResult:
     """ROAR or KAR (Hooker et al., 2019) of every method in ``train_maps`` / ``test_maps``.
 
     For each seed: train on the unmodified training set and test on the unmodified test set
@@ -377,29 +458,43 @@ def roar(train_images: Tensor, train_labels: Tensor, test_images: Tensor, test_l
     if not callable(train):
         raise TypeError("train must be callable as train(images, labels, seed) -> model.")
     if cache_key is not None and not isinstance(cache_key, str):
-        raise TypeError(f"cache_key must be None or a string naming the trainer and its "
-                        f"settings (e.g. mnist_trainer().cache_key), got "
-                        f"{type(cache_key).__name__}.")
+        raise TypeError(
+            f"cache_key must be None or a string naming the trainer and its "
+            f"settings (e.g. mnist_trainer().cache_key), got "
+            f"{type(cache_key).__name__}."
+        )
     own_key = getattr(train, "cache_key", None)
     if cache_key is not None and own_key is not None and cache_key != own_key:
-        raise ValueError("cache_key differs from train.cache_key, so saved accuracies of another "
-                         "trainer could be loaded; pass cache_key=train.cache_key.")
+        raise ValueError(
+            "cache_key differs from train.cache_key, so saved accuracies of another "
+            "trainer could be loaded; pass cache_key=train.cache_key."
+        )
     data = ((train_images, train_labels), (test_images, test_labels))
     options = {"mode": mode, "replacement": replacement, "reduce": reduce}
     degrade(train_images[:1], train_maps[methods[0]][:1], 0.5, **options)  # check them now
     total = len(seeds) * (1 + len(methods) * len(fractions))
-    with tqdm(total=total, desc=f"{mode.upper()} retraining", disable=not progress,
-              leave=False) as bar:
-        rows = [_seed_row(train, seed, data, train_maps, test_maps, fractions, options, bar,
-                          cache_key) for seed in seeds]
+    with tqdm(
+        total=total, desc=f"{mode.upper()} retraining", disable=not progress, leave=False
+    ) as bar:
+        rows = [
+            _seed_row(train, seed, data, train_maps, test_maps, fractions, options, bar, cache_key)
+            for seed in seeds
+        ]
     accuracy = {m: torch.tensor([row[m] for row in rows], dtype=torch.float64) for m in methods}
     return RoarResult(mode=mode, fractions=[0.0, *fractions], accuracy=accuracy)
 
 
-def _seed_row(train: Trainer, seed: int, data: tuple[tuple[Tensor, Tensor], ...],
-              train_maps: Mapping[str, Tensor], test_maps: Mapping[str, Tensor],
-              fractions: list[float], options: dict, bar,
-              cache_key: str | None) -> dict[str, list[float]]:
+def _seed_row(
+    train: Trainer,
+    seed: int,
+    data: tuple[tuple[Tensor, Tensor], ...],
+    train_maps: Mapping[str, Tensor],
+    test_maps: Mapping[str, Tensor],
+    fractions: list[float],
+    options: dict,
+    bar,
+    cache_key: str | None,
+) -> dict[str, list[float]]:
     """One seed: the accuracy of each method at fraction 0 (one shared model) and each fraction."""
     (train_images, train_labels), (test_images, test_labels) = data
     base = _fit_and_score(train, seed, data[0], data[1], cache_key)
@@ -411,7 +506,14 @@ def _seed_row(train: Trainer, seed: int, data: tuple[tuple[Tensor, Tensor], ...]
             bar.set_postfix(seed=seed, method=method, fraction=fraction, refresh=False)
             degraded_train = degrade(train_images, train_maps[method], fraction, **options)
             degraded_test = degrade(test_images, test_maps[method], fraction, **options)
-            row[method].append(_fit_and_score(train, seed, (degraded_train, train_labels),
-                                              (degraded_test, test_labels), cache_key))
+            row[method].append(
+                _fit_and_score(
+                    train,
+                    seed,
+                    (degraded_train, train_labels),
+                    (degraded_test, test_labels),
+                    cache_key,
+                )
+            )
             bar.update(1)
     return row

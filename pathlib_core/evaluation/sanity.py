@@ -123,8 +123,12 @@ def randomise_(module: nn.Module, generator: torch.Generator, std: float = 0.1) 
     with torch.no_grad():
         for parameter in module.parameters():
             if parameter.is_floating_point():
-                noise = torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype,
-                                    device=generator.device)
+                noise = torch.randn(
+                    parameter.shape,
+                    generator=generator,
+                    dtype=parameter.dtype,
+                    device=generator.device,
+                )
                 parameter.copy_(noise.mul_(std).to(parameter.device))
     return module
 
@@ -245,7 +249,7 @@ def ssim(a: Tensor, b: Tensor) -> Tensor:
         )
     values = [
         structural_similarity(xi, yi, win_size=SSIM_WINDOW, data_range=SSIM_DATA_RANGE)
-        for xi, yi in zip(x, y)
+        for xi, yi in zip(x, y, strict=False)
     ]
     return torch.tensor(values, dtype=torch.float64)
 
@@ -285,8 +289,12 @@ def hog_correlation(a: Tensor, b: Tensor, pixels_per_cell: tuple[int, int] = (16
     x, y = _prepare_pair(a, b)
     cells = _check_cells(pixels_per_cell, x.shape[1], x.shape[2])
     features = [
-        np.stack([hog(np.abs(m), pixels_per_cell=cells, cells_per_block=HOG_CELLS_PER_BLOCK)
-                  for m in maps])
+        np.stack(
+            [
+                hog(np.abs(m), pixels_per_cell=cells, cells_per_block=HOG_CELLS_PER_BLOCK)
+                for m in maps
+            ]
+        )
         for maps in (x, y)
     ]
     return _pearson_rows(*features)
@@ -395,16 +403,23 @@ def _chunks(count: int, batch_size: int | None) -> list[slice]:
 def _labels(model: nn.Module, inputs: Tensor, target: Target, batch_size: int | None) -> Tensor:
     """``target`` as one class index per sample; ``None``: the model's predicted classes."""
     with torch.no_grad():
-        logits = torch.cat([
-            check_logits(model(inputs[part]), inputs[part].shape[0])
-            for part in _chunks(len(inputs), batch_size)
-        ])
+        logits = torch.cat(
+            [
+                check_logits(model(inputs[part]), inputs[part].shape[0])
+                for part in _chunks(len(inputs), batch_size)
+            ]
+        )
     return resolve_target(target, logits)
 
 
 def _attribute(
-    name: str, fn: AttributionFn, model: nn.Module, inputs: Tensor, labels: Tensor,
-    batch_size: int | None, cache_key: str | None = None,
+    name: str,
+    fn: AttributionFn,
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    batch_size: int | None,
+    cache_key: str | None = None,
 ) -> Tensor:
     """The maps of one method for all inputs, computed in chunks, detached, on the CPU; with a
     ``cache_key``, each chunk is saved when done and loaded on a later call
@@ -418,14 +433,24 @@ def _attribute(
     if cache_key is None:
         return torch.cat([compute(part) for part in _chunks(len(inputs), batch_size)])
     key = resumable.content_key(
-        {"cache_key": cache_key, "method": name, **resumable.model_identity(model),
-         **resumable.versions()},
+        {
+            "cache_key": cache_key,
+            "method": name,
+            **resumable.model_identity(model),
+            **resumable.versions(),
+        },
         [*model.state_dict().items(), ("inputs", inputs), ("labels", labels)],
         resumable.MAP_SOURCES,
     )
     size = len(inputs) if batch_size is None else check_positive_int(batch_size, "batch_size")
-    stored = resumable.run_in_chunks(f"maps-{_SAFE.sub('_', name)}", key, len(inputs), size,
-                                     lambda rows: {"maps": compute(rows)}, progress=False)
+    stored = resumable.run_in_chunks(
+        f"maps-{_SAFE.sub('_', name)}",
+        key,
+        len(inputs),
+        size,
+        lambda rows: {"maps": compute(rows)},
+        progress=False,
+    )
     return torch.cat([part["maps"] for part in stored])
 
 
@@ -446,8 +471,12 @@ def _check_maps(maps: object, name: str, count: int) -> Tensor:
 
 
 def _all_maps(
-    methods: Mapping[str, AttributionFn], model: nn.Module, inputs: Tensor, labels: Tensor,
-    batch_size: int | None, cache_key: str | None = None,
+    methods: Mapping[str, AttributionFn],
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    batch_size: int | None,
+    cache_key: str | None = None,
 ) -> dict[str, Tensor]:
     return {
         name: _attribute(name, fn, model, inputs, labels, batch_size, cache_key)
@@ -457,13 +486,17 @@ def _all_maps(
 
 def _check_cache_key(cache_key: object) -> str | None:
     if cache_key is not None and not isinstance(cache_key, str):
-        raise TypeError(f"cache_key must be None or a string naming the methods and their "
-                        f"settings, got {type(cache_key).__name__}.")
+        raise TypeError(
+            f"cache_key must be None or a string naming the methods and their "
+            f"settings, got {type(cache_key).__name__}."
+        )
     return cache_key
 
 
 def _score_all(
-    reference: dict[str, Tensor], maps: dict[str, Tensor], metrics: Sequence[str],
+    reference: dict[str, Tensor],
+    maps: dict[str, Tensor],
+    metrics: Sequence[str],
     pixels_per_cell: tuple[int, int],
 ) -> dict[str, dict[str, Tensor]]:
     """Method -> metric -> ``(B,)`` similarity of ``maps`` to ``reference``."""

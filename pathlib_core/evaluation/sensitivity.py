@@ -82,8 +82,19 @@ def sensitivity_n(
     sizes = _subset_sizes(ns, pixels)
     masks = _random_subsets(sizes, n_subsets, pixels, seed)
     correlation = _correlation_over_subsets(
-        model, inputs, target, attributions, masks, len(sizes), replacement, output, reduce,
-        batch_size, progress, "sensitivity-n")
+        model,
+        inputs,
+        target,
+        attributions,
+        masks,
+        len(sizes),
+        replacement,
+        output,
+        reduce,
+        batch_size,
+        progress,
+        "sensitivity-n",
+    )
     return _results(correlation, sizes)
 
 
@@ -117,13 +128,25 @@ def patch_sensitivity(
     sides = _patch_sides(sides, height, width)
     masks = _random_patches(sides, n_patches, height, width, seed)
     correlation = _correlation_over_subsets(
-        model, inputs, target, attributions, masks, len(sides), replacement, output, reduce,
-        batch_size, progress, "patch sensitivity")
+        model,
+        inputs,
+        target,
+        attributions,
+        masks,
+        len(sides),
+        replacement,
+        output,
+        reduce,
+        batch_size,
+        progress,
+        "patch sensitivity",
+    )
     return _results(correlation, sides * sides)
 
 
-def _results(correlation: Tensor | dict[str, Tensor],
-             ns: Tensor) -> SensitivityN | dict[str, SensitivityN]:
+def _results(
+    correlation: Tensor | dict[str, Tensor], ns: Tensor
+) -> SensitivityN | dict[str, SensitivityN]:
     if isinstance(correlation, dict):
         return {name: SensitivityN(ns=ns, correlation=c) for name, c in correlation.items()}
     return SensitivityN(ns=ns, correlation=correlation)
@@ -153,8 +176,10 @@ def _correlation_over_subsets(
     if several and not attributions:
         raise ValueError("attributions is an empty mapping; pass at least one map tensor.")
     named = dict(attributions) if several else {"": attributions}
-    importance = {name: pixel_map(_check_attributions(a, inputs), reduce).flatten(1)
-                  for name, a in named.items()}
+    importance = {
+        name: pixel_map(_check_attributions(a, inputs), reduce).flatten(1)
+        for name, a in named.items()
+    }
     filled = replacement_images(inputs, replacement)
     labels, base = _unperturbed_outputs(model, inputs, target, output, batch_size)
     masks = masks.to(inputs.device)
@@ -163,7 +188,15 @@ def _correlation_over_subsets(
         return masks[columns]
 
     outputs = _removal_outputs(
-        model, inputs, filled, labels, removed, masks.shape[0], output, batch_size, progress,
+        model,
+        inputs,
+        filled,
+        labels,
+        removed,
+        masks.shape[0],
+        output,
+        batch_size,
+        progress,
         desc=desc,
     )
     per_group = masks.shape[0] // n_groups
@@ -206,7 +239,7 @@ def _random_patches(sides: Tensor, n_patches: int, height: int, width: int, seed
         generator = torch.Generator().manual_seed(seed * 1_000_003 + 500_009 + k)
         rows = torch.randint(0, height - k + 1, (n_patches,), generator=generator)
         cols = torch.randint(0, width - k + 1, (n_patches,), generator=generator)
-        for j, (r, c) in enumerate(zip(rows.tolist(), cols.tolist())):
+        for j, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=False)):
             masks[i, j, r : r + k, c : c + k] = True
     return masks.view(-1, height * width)
 
@@ -216,12 +249,15 @@ def _patch_sides(sides: Sequence[int], height: int, width: int) -> Tensor:
     try:
         values = [operator.index(k) for k in sides]
     except TypeError as error:
-        raise TypeError(f"sides must be a sequence of int patch sides, got {sides!r}; e.g. "
-                        "(2, 4, 8).") from error
+        raise TypeError(
+            f"sides must be a sequence of int patch sides, got {sides!r}; e.g. (2, 4, 8)."
+        ) from error
     bad = [k for k in values if not 1 <= k <= min(height, width)]
     if not values or bad:
-        raise ValueError(f"sides must be a non-empty sequence of patch sides in [1, "
-                         f"{min(height, width)}] (the image's shorter side), got {list(sides)}.")
+        raise ValueError(
+            f"sides must be a non-empty sequence of patch sides in [1, "
+            f"{min(height, width)}] (the image's shorter side), got {list(sides)}."
+        )
     return torch.tensor(values, dtype=torch.long)
 
 

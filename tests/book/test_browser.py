@@ -18,10 +18,14 @@ SKIP_FOLDERS = {"_static", "_sources", "_downloads", "_images"}
 
 
 def chromium_path() -> str:
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    path = (
+        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
     if not path:
-        pytest.fail("headless Chromium is needed: `apt-get install chromium` (scripts/test.sh does "
-                    "this as root) or set CHROMIUM=/path/to/chrome")
+        pytest.fail(
+            "headless Chromium is needed: `apt-get install chromium` (scripts/test.sh does "
+            "this as root) or set CHROMIUM=/path/to/chrome"
+        )
     return path
 
 
@@ -78,8 +82,14 @@ def offline_browser(base: str):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=chromium_path(),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         context = browser.new_context()
         outside: list[str] = []
@@ -113,10 +123,14 @@ def test_every_page_loads_offline_without_errors(served):
             page.on("console", lambda m, e=errors: m.type == "error" and e.append(m.text))
             page.on("pageerror", lambda exc, e=errors: e.append(str(exc)))
             page.on("requestfailed", lambda r, f=failed: f.append(f"{r.url} ({r.failure})"))
-            page.on("response", lambda r, f=failed: r.status >= 400 and f.append(
-                f"{r.url} (HTTP {r.status})"))
+            page.on(
+                "response",
+                lambda r, f=failed: r.status >= 400 and f.append(f"{r.url} (HTTP {r.status})"),
+            )
             response = page.goto(base + url, wait_until="load")
-            if 'http-equiv="refresh"' in (root / url).read_text().lower():  # index.html -> first page
+            if (
+                'http-equiv="refresh"' in (root / url).read_text().lower()
+            ):  # index.html -> first page
                 page.wait_for_url(lambda u, start=base + url: u != start)
                 page.wait_for_load_state("load")
             report = page.evaluate(WAIT_FOR_IMAGES_AND_MATH)
@@ -125,9 +139,12 @@ def test_every_page_loads_offline_without_errors(served):
             errors = [e for e in errors if not any(b in e for b in BENIGN_CONSOLE)]
             if response is None or not response.ok:
                 problems.append(f"{url}: HTTP {response and response.status}")
-            for kind, items in (("request outside the book", outside),
-                                ("failed request", failed), ("console error", errors),
-                                ("image not loaded", report["broken"])):
+            for kind, items in (
+                ("request outside the book", outside),
+                ("failed request", failed),
+                ("console error", errors),
+                ("image not loaded", report["broken"]),
+            ):
                 problems += [f"{url}: {kind}: {item}" for item in items]
             if report["hasMath"]:
                 math_pages += 1

@@ -3,17 +3,13 @@
 import pytest
 import torch
 import torchvision
+import toy_models as toy
 from captum.attr import NoiseTunnel, Saliency
 from torch import nn
 
 from pathlib_core.attribution import PathwayGradient
 from pathlib_core.contribution import neuron_contributions
 from pathlib_core.pathway import Pathway
-
-try:
-    from . import toy_models as toy
-except ImportError:
-    import toy_models as toy
 
 single_thread = toy.single_thread
 
@@ -58,7 +54,7 @@ def test_matches_autograd_through_the_hand_masked_network(factory, shape, method
     else:
         scores = toy.hand_integrated(model, x, target, n_steps=4)
     expected_masks = toy.reference_masks(scores, 0.7, scope)
-    for got, want in zip(pathway.masks.values(), expected_masks):
+    for got, want in zip(pathway.masks.values(), expected_masks, strict=False):
         assert torch.equal(got, want)
     expected = toy.hand_pathway_gradient(model, x, target, expected_masks)
     torch.testing.assert_close(attribution, expected, rtol=1e-12, atol=1e-14)
@@ -185,7 +181,7 @@ def test_tuple_inputs():
         (x.clone().requires_grad_(True), y.clone().requires_grad_(True)), target=1, abs=False
     )
     assert isinstance(attribution, tuple) and len(attribution) == 2
-    for ours, theirs in zip(attribution, plain):
+    for ours, theirs in zip(attribution, plain, strict=False):
         torch.testing.assert_close(ours, theirs)
 
 
@@ -284,12 +280,14 @@ def test_a_list_of_sparsities_equals_one_call_per_sparsity(contribution):
     target = torch.tensor([0, 1, 2])
     explainer = PathwayGradient(model)
     sparsities = [0.0, 0.5, 0.9]
-    maps, pathways = explainer.attribute(x, target, sparsity=sparsities,
-                                         contribution=contribution, return_pathway=True)
+    maps, pathways = explainer.attribute(
+        x, target, sparsity=sparsities, contribution=contribution, return_pathway=True
+    )
     assert len(maps) == len(pathways) == 3
-    for s, got, pathway in zip(sparsities, maps, pathways):
-        alone, alone_pathway = explainer.attribute(x, target, sparsity=s,
-                                                   contribution=contribution, return_pathway=True)
+    for s, got, pathway in zip(sparsities, maps, pathways, strict=False):
+        alone, alone_pathway = explainer.attribute(
+            x, target, sparsity=s, contribution=contribution, return_pathway=True
+        )
         assert torch.equal(got, alone)
         assert all(torch.equal(pathway.masks[n], alone_pathway.masks[n]) for n in pathway.sites)
     assert not torch.equal(maps[0], maps[2])

@@ -2,14 +2,10 @@
 
 import pytest
 import torch
+import toy_models as toy
 from torch import nn
 
 from pathlib_core.contribution import neuron_contributions, trapezoid_weights
-
-try:
-    from . import toy_models as toy
-except ImportError:
-    import toy_models as toy
 
 single_thread = toy.single_thread
 
@@ -30,7 +26,7 @@ def test_taylor_matches_autograd_on_the_hand_written_network(factory, shape, abs
     contributions = neuron_contributions(model, x, target, absolute=absolute)
     expected = toy.hand_taylor(model, x, target, absolute=absolute)
     assert list(contributions) == [str(i) for i in toy.relu_positions(model)]
-    for got, want in zip(contributions.values(), expected):
+    for got, want in zip(contributions.values(), expected, strict=False):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
     assert contributions.settings == {"method": "taylor", "absolute": absolute}
     assert torch.equal(contributions.targets, target)
@@ -52,7 +48,7 @@ def test_target_none_is_the_predicted_class():
     automatic = neuron_contributions(model, x)
     explicit = neuron_contributions(model, x, predicted)
     assert torch.equal(automatic.targets, predicted)
-    for a, b in zip(automatic.values(), explicit.values()):
+    for a, b in zip(automatic.values(), explicit.values(), strict=False):
         assert torch.equal(a, b)
 
 
@@ -88,7 +84,9 @@ def test_integrated_matches_explicit_loops():
     x = _inputs((3, 4), seed=4)
     target = torch.tensor([2, 0, 1])
     contributions = neuron_contributions(model, x, target, method="integrated", n_steps=7)
-    for got, want in zip(contributions.values(), toy.hand_integrated(model, x, target, n_steps=7)):
+    for got, want in zip(
+        contributions.values(), toy.hand_integrated(model, x, target, n_steps=7), strict=False
+    ):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-13)
     assert contributions.settings == {"method": "integrated", "absolute": True, "n_steps": 7}
 
@@ -176,7 +174,7 @@ def test_works_under_no_grad():
     with torch.no_grad():
         inside = neuron_contributions(model, x, 1)
     outside = neuron_contributions(model, x, 1)
-    for a, b in zip(inside.values(), outside.values()):
+    for a, b in zip(inside.values(), outside.values(), strict=False):
         assert torch.equal(a, b)
 
 
@@ -240,8 +238,9 @@ def _integrated_without_expansion(monkeypatch, model, x, target):
     from pathlib_core import contribution
 
     original = contribution._scaled_pass
-    monkeypatch.setattr(contribution, "_scaled_pass",
-                        lambda *args, expand: original(*args, expand=False))
+    monkeypatch.setattr(
+        contribution, "_scaled_pass", lambda *args, expand: original(*args, expand=False)
+    )
     try:
         return neuron_contributions(model, x, target, method="integrated", n_steps=3)
     finally:
@@ -251,7 +250,8 @@ def _integrated_without_expansion(monkeypatch, model, x, target):
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("kind", ["cnn", "skip", "concat"])
 def test_integrated_runs_the_layers_before_a_site_once_with_the_same_result(
-        monkeypatch, kind, batch):
+    monkeypatch, kind, batch
+):
     if kind == "cnn":
         model, side = toy.small_cnn(), 8
     else:

@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torchvision
+import toy_models as toy
 from torch import nn
 
 from pathlib_core import linearity, pruning
@@ -10,11 +11,6 @@ from pathlib_core.attribution import InputSpecificPruning, PathwayGradient
 from pathlib_core.contribution import neuron_contributions
 from pathlib_core.pathway import restrict, select_pathway
 from pathlib_core.sites import find_sites
-
-try:
-    from . import toy_models as toy
-except ImportError:
-    import toy_models as toy
 
 single_thread = toy.single_thread
 
@@ -64,9 +60,7 @@ def _calls(model, x):
         "restrict": (run_restricted, None),
         "learned": (lambda: pruning.learned_pathway(model, x, 0.5, steps=2, progress=False), None),
         "learned uniform": (
-            lambda: pruning.learned_pathway(
-                model, x, 0.5, init="uniform", steps=2, progress=False
-            ),
+            lambda: pruning.learned_pathway(model, x, 0.5, init="uniform", steps=2, progress=False),
             None,
         ),
         "greedy": (lambda: pruning.greedy_pathway(model, x, 0.5, step=0.25, progress=False), None),
@@ -81,8 +75,13 @@ def _calls(model, x):
         ),
         "decode wrong size": (
             lambda: pruning.decode_pathway(
-                model, pathway, 0, like=x.repeat_interleave(2, -1).repeat_interleave(2, -2),
-                bounds=(-1, 1), steps=2, progress=False,
+                model,
+                pathway,
+                0,
+                like=x.repeat_interleave(2, -1).repeat_interleave(2, -2),
+                bounds=(-1, 1),
+                steps=2,
+                progress=False,
             ),
             ValueError,
         ),
@@ -91,7 +90,8 @@ def _calls(model, x):
             None,
         ),
         "input-specific pruning": (
-            lambda: InputSpecificPruning(model).attribute(x, 0, sparsity=0.5, n_iter=2), None,
+            lambda: InputSpecificPruning(model).attribute(x, 0, sparsity=0.5, n_iter=2),
+            None,
         ),
         "bad target": (lambda: PathwayGradient(model).attribute(x, 10**6), ValueError),
         "bad sparsity": (lambda: PathwayGradient(model).attribute(x, 0, sparsity=1.5), ValueError),

@@ -3,14 +3,10 @@
 import pytest
 import torch
 import torchvision
+import toy_models as toy
 from torch import nn
 
 from pathlib_core.sites import NotPiecewiseLinearWarning, find_sites, site_hooks, site_modules
-
-try:
-    from . import toy_models as toy
-except ImportError:
-    import toy_models as toy
 
 single_thread = toy.single_thread
 

@@ -66,7 +66,7 @@ def test_photo_names_include_the_known_photos():
 def test_photo_loads_and_round_trips(name):
     x = data.photo(name)
     assert x.shape == (1, 3, 224, 224) and x.dtype == torch.float32
-    assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert float(x.min()) >= -1.0 and float(x.max()) <= 1.0
     shown = data.photo_to_display(x)
     assert shown.shape == (224, 224, 3) and shown.min() >= 0 and shown.max() <= 1
     back = (torch.from_numpy(shown).permute(2, 0, 1)[None] - 0.5) / 0.5

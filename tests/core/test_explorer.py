@@ -9,14 +9,10 @@ matplotlib.use("agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+import toy_models as toy
 
 from pathlib_core import PathwayGradient, explorer, methods, plotting, pruning  # noqa: E402
 from pathlib_core.explorer import Explorer, State, digit_subjects  # noqa: E402
-
-try:
-    from . import toy_models as toy
-except ImportError:
-    import toy_models as toy
 
 FAST = methods.common_options(ig_steps=4, smoothgrad_samples=2, dgr_steps=5)
 
@@ -44,10 +40,12 @@ def test_pathway_gradient_view_equals_pathway_gradient(tool, mnist_model, contri
     image = list(tool.subjects)[1]
     x, target = tool.subjects[image].inputs, _second_class(tool, image)  # not the predicted class
     for sparsity in (0.0, 0.7, 0.95):
-        view = tool.compute(tool.state(image, explorer.PATHWAY_GRADIENT, sparsity, target,
-                                       contribution))
+        view = tool.compute(
+            tool.state(image, explorer.PATHWAY_GRADIENT, sparsity, target, contribution)
+        )
         maps, pathway = PathwayGradient(mnist_model).attribute(
-            x, target, sparsity=sparsity, contribution=contribution, return_pathway=True)
+            x, target, sparsity=sparsity, contribution=contribution, return_pathway=True
+        )
         assert view.kept == pytest.approx(_mask_fractions(pathway), rel=1e-12)
         assert view.kept_overall == pytest.approx(float(1 - pathway.sparsity[0]), abs=1e-12)
         assert view.kept_overall <= 1 - sparsity + 1e-12
@@ -67,9 +65,9 @@ def test_dgr_and_baseline_views_equal_the_registry(tool, mnist_model):
     assert dgr.kept == pytest.approx(_mask_fractions(pathway), rel=1e-12)
     for name in ("Gradient", "GradCAM"):
         view = tool.compute(tool.state(image, name, sparsity=0.5, contribution="integrated"))
-        np.testing.assert_allclose(view.saliency, _display(methods.attribute(name, mnist_model,
-                                                                             x, target)),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            view.saliency, _display(methods.attribute(name, mnist_model, x, target)), atol=1e-6
+        )
         assert view.kept is None and view.kept_overall is None
         assert view.state.sparsity == 0.0 and view.state.contribution == "taylor"  # ignored
 
@@ -78,8 +76,7 @@ def test_sweep_and_cache(tool):
     image = list(tool.subjects)[0]
     views = tool.sweep(image, [0.0, 0.5, 0.9], "NeuronIntGrad")
     assert [v.state.contribution for v in views] == ["integrated"] * 3
-    assert [v.kept_overall for v in views] == sorted((v.kept_overall for v in views),
-                                                     reverse=True)
+    assert [v.kept_overall for v in views] == sorted((v.kept_overall for v in views), reverse=True)
     assert views[0].kept_overall == 1.0
     again = tool.compute(State(image, explorer.PATHWAY_GRADIENT, 0.9, None, "integrated"))
     assert again is views[2]  # the same settings come back from the cache
@@ -104,8 +101,10 @@ def _snapshot(widget):
 
 
 def _changed(before, after, *keys):
-    return all(not np.array_equal(before[k], after[k]) if k == "map" else before[k] != after[k]
-               for k in keys)
+    return all(
+        not np.array_equal(before[k], after[k]) if k == "map" else before[k] != after[k]
+        for k in keys
+    )
 
 
 def test_widget_controls_redraw_the_figure(tool):
@@ -124,8 +123,9 @@ def test_widget_controls_redraw_the_figure(tool):
     ui.sparsity.value = 0.5
     third = _snapshot(ui)
     assert _changed(second, third, "png", "map", "bars")
-    assert third["bars"] == pytest.approx(list(tool.compute(
-        tool.state(image, sparsity=0.5, contribution="integrated")).kept.values()))
+    assert third["bars"] == pytest.approx(
+        list(tool.compute(tool.state(image, sparsity=0.5, contribution="integrated")).kept.values())
+    )
 
     other = _second_class(tool, image)
     ui.target.value = other

@@ -6,15 +6,11 @@ import math
 
 import pytest
 import torch
+import toy_models as toy
 from torch import nn
 
 from pathlib_core import linearity, neuron_contributions, select_pathway
 from pathlib_core.pruning import random_pathway
-
-try:
-    from . import toy_models as toy
-except ImportError:
-    import toy_models as toy
 
 single_thread = toy.single_thread
 
@@ -22,9 +18,11 @@ single_thread = toy.single_thread
 def _relu6_mlp(seed=0):
     """Weights large enough that some ReLU6 pre-activations pass 6 (both kinks matter)."""
     torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Linear(5, 16), nn.ReLU6(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3)
-    ).double().eval()
+    model = (
+        nn.Sequential(nn.Linear(5, 16), nn.ReLU6(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3))
+        .double()
+        .eval()
+    )
     with torch.no_grad():
         model[0].weight.mul_(4.0)
         model[2].weight.mul_(3.0)
@@ -69,8 +67,10 @@ def _hand_radius(model, x, masks=None):
     values, kinds, winners = _constraints(model, x, masks)
     radius = math.inf
     for i, kind in enumerate(kinds):
+
         def f(inp, i=i):
             return _constraints(model, inp, masks, winners)[0][i]
+
         jac = torch.autograd.functional.jacobian(f, x).reshape(values[i].numel(), -1)
         norm = jac.norm(dim=1)
         v = values[i].detach()
@@ -86,7 +86,7 @@ def _pattern(model, x, masks=None):
     with torch.no_grad():
         values, kinds, winners = _constraints(model, x, masks)
     states = []
-    for v, kind in zip(values, kinds):
+    for v, kind in zip(values, kinds, strict=False):
         if kind == "relu":
             states.append((v > 0).long())
         elif kind == "relu6":
@@ -128,9 +128,16 @@ def _bn_cnn():
     frozen-pattern pass must zero the right biases and keep in-place outputs consistent."""
     torch.manual_seed(6)
     model = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True),
-        nn.Conv2d(4, 4, 3, padding=1), nn.ReLU6(inplace=True), nn.AvgPool2d(2), nn.Flatten(),
-        nn.Linear(4 * 4 * 4, 6), nn.ReLU(), nn.Linear(6, 3),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.ReLU6(inplace=True),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(4 * 4 * 4, 6),
+        nn.ReLU(),
+        nn.Linear(6, 3),
     ).double()
     with torch.no_grad():
         model[1].running_mean.uniform_(-0.5, 0.5)
@@ -150,7 +157,9 @@ def test_exact_radius_matches_autograd_jacobians(case, sparsity):
         masks = None if pathway is None else [m[b : b + 1] for m in pathway.masks.values()]
         expected = _hand_radius(model, x[b : b + 1], masks)
         assert result.radius[b].item() == pytest.approx(expected, rel=1e-9)
-    assert torch.equal(result.radius, torch.stack(list(result.by_constraint.values()), 1).min(1).values)
+    assert torch.equal(
+        result.radius, torch.stack(list(result.by_constraint.values()), 1).min(1).values
+    )
     assert (result.neuron_radius >= result.radius).all()
 
 
@@ -179,8 +188,10 @@ def _direction_to_nearest(model, x, masks):
     values, kinds, winners = _constraints(model, x, masks)
     best = (math.inf, None)
     for i, kind in enumerate(kinds):
+
         def f(inp, i=i):
             return _constraints(model, inp, masks, winners)[0][i]
+
         jac = torch.autograd.functional.jacobian(f, x).reshape(values[i].numel(), -1)
         v = values[i].detach()
         for j in range(v.numel()):
@@ -240,7 +251,9 @@ def _first_order_error(model, x, masks, delta):
 def test_profile_matches_the_hand_masked_network():
     model, x = _cases()["cnn"]
     pathway = random_pathway(model, x, 0.4, seed=1)
-    profile = linearity.linearity_profile(model, x, pathway, radii=[0.05, 2.0], n_directions=3, seed=2)
+    profile = linearity.linearity_profile(
+        model, x, pathway, radii=[0.05, 2.0], n_directions=3, seed=2
+    )
     assert profile.relative_error.shape == (2, 2, 4) and profile.flipped.shape == (2, 2, 4)
     assert profile.directions == ["random"] * 3 + ["gradient"]
     # recompute the gradient-direction entries by hand
@@ -253,10 +266,14 @@ def test_profile_matches_the_hand_masked_network():
         for i, r in enumerate([0.05, 2.0]):
             delta = r * grad / grad.norm()
             expected = _first_order_error(model, x[b : b + 1], masks, delta)
-            assert profile.relative_error[b, i, -1].item() == pytest.approx(expected, rel=1e-6, abs=1e-12)
+            assert profile.relative_error[b, i, -1].item() == pytest.approx(
+                expected, rel=1e-6, abs=1e-12
+            )
             before = _pattern(model, x[b : b + 1], masks)
             after = _pattern(model, x[b : b + 1] + delta, masks)
-            relu_states = before.numel() - sum(w.numel() for w in _constraints(model, x[b : b + 1], masks)[2])
+            relu_states = before.numel() - sum(
+                w.numel() for w in _constraints(model, x[b : b + 1], masks)[2]
+            )
             flipped = (before[:relu_states] != after[:relu_states]).double().sum() / relu_states
             assert profile.flipped[b, i, -1].item() == pytest.approx(flipped.item())
 
@@ -306,8 +323,13 @@ def test_the_whole_network_is_the_default_and_pathways_remove_constraints():
     [
         (lambda: nn.Sequential(nn.Linear(4, 4), nn.GELU(), nn.ReLU(), nn.Linear(4, 2)), "GELU"),
         (
-            lambda: nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
-                                  nn.Flatten(), nn.Linear(2 * 3 * 3, 2)),
+            lambda: nn.Sequential(
+                nn.Conv2d(1, 2, 3),
+                nn.ReLU(),
+                nn.MaxPool2d(3, 2, 1),
+                nn.Flatten(),
+                nn.Linear(2 * 3 * 3, 2),
+            ),
             "overlapping",
         ),
     ],
@@ -315,8 +337,11 @@ def test_the_whole_network_is_the_default_and_pathways_remove_constraints():
 def test_unsupported_models_are_refused_with_a_pointer(model, match):
     torch.manual_seed(0)  # weights made here, not at collection: the same in every test order
     model = model().double().eval()
-    x = torch.randn(2, 4, dtype=torch.float64) if isinstance(model[0], nn.Linear) else torch.randn(
-        2, 1, 8, 8, dtype=torch.float64)
+    x = (
+        torch.randn(2, 4, dtype=torch.float64)
+        if isinstance(model[0], nn.Linear)
+        else torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    )
     with pytest.raises(ValueError, match=match):
         linearity.linear_radius(model, x)
     profile = linearity.linearity_profile(model, x, radii=[0.1], n_directions=2)
@@ -375,11 +400,28 @@ def test_a_pathway_of_other_inputs_is_refused():
 
 def test_pooling_given_as_tuples_is_accepted_and_batch_statistics_refused():
     torch.manual_seed(0)
-    pool = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d((2, 2), (2, 2)),
-                         nn.Flatten(), nn.Linear(2 * 4 * 4, 2)).double().eval()
+    pool = (
+        nn.Sequential(
+            nn.Conv2d(1, 2, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d((2, 2), (2, 2)),
+            nn.Flatten(),
+            nn.Linear(2 * 4 * 4, 2),
+        )
+        .double()
+        .eval()
+    )
     x = torch.randn(1, 1, 8, 8, dtype=torch.float64)
     assert linearity.linear_radius(pool, x).radius.item() == pytest.approx(_hand_radius(pool, x))
-    batch_stats = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, track_running_stats=False),
-                                nn.ReLU(), nn.Linear(4, 2)).double().eval()
+    batch_stats = (
+        nn.Sequential(
+            nn.Linear(3, 4),
+            nn.BatchNorm1d(4, track_running_stats=False),
+            nn.ReLU(),
+            nn.Linear(4, 2),
+        )
+        .double()
+        .eval()
+    )
     with pytest.raises(ValueError, match="running statistics"):
         linearity.linear_radius(batch_stats, torch.randn(2, 3, dtype=torch.float64))

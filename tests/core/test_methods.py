@@ -5,15 +5,11 @@ results are reproduced where the registry only wraps them."""
 
 import pytest
 import torch
+import toy_models as toy
 from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam, Saliency
 from torch import nn
 
 from pathlib_core import methods
-
-try:
-    from . import toy_models as toy
-except ImportError:
-    import toy_models as toy
 
 
 def _cnn6(scale: float, inplace: bool = False, six: bool = True):
@@ -21,8 +17,13 @@ def _cnn6(scale: float, inplace: bool = False, six: bool = True):
     torch.manual_seed(1)
     unit = (lambda: nn.ReLU6(inplace=inplace)) if six else (lambda: nn.ReLU(inplace=inplace))
     model = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), unit(), nn.Conv2d(4, 4, 3, padding=1), unit(),
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 3),
+        nn.Conv2d(3, 4, 3, padding=1),
+        unit(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        unit(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 3),
     ).double()
     with torch.no_grad():
         model[0].weight.mul_(scale)
@@ -38,8 +39,11 @@ def _saturated(model, x):
         return bool((model[0](x) > 6).any())
 
 
-FAST = {"IntegratedGradients": {"n_steps": 8}, "SmoothGrad": {"nt_samples": 4},
-        "DGR": {"steps": 20}}
+FAST = {
+    "IntegratedGradients": {"n_steps": 8},
+    "SmoothGrad": {"nt_samples": 4},
+    "DGR": {"steps": 20},
+}
 
 
 @pytest.mark.parametrize("name", methods.names())
@@ -97,8 +101,9 @@ def test_gradient_and_gradcam_are_captums_and_sparsity_zero_is_the_gradient():
     assert torch.equal(methods.attribute("Gradient", model, x, target), gradient)
     pathway = methods.attribute("NeuronMCT", model, x, target, sparsity=0.0)
     assert torch.allclose(pathway, gradient, atol=1e-12)
-    cam = LayerGradCam(model, model[4]).attribute(x.clone().requires_grad_(True), target=target,
-                                                  relu_attributions=True)
+    cam = LayerGradCam(model, model[4]).attribute(
+        x.clone().requires_grad_(True), target=target, relu_attributions=True
+    )
     cam = LayerAttribution.interpolate(cam, (8, 8), interpolate_mode="bilinear")
     assert torch.allclose(methods.attribute("GradCAM", model, x, target), cam)
     named = methods.attribute("GradCAM", model, x, target, layer="3")
@@ -131,8 +136,9 @@ def test_attribute_all_in_chunks_equals_one_call_per_method():
     target = torch.tensor([0, 1, 2])
     names = ["Gradient", "GradCAM", "NeuronMCT"]
     whole = methods.attribute_all(model, x, target, names=names)
-    chunked = methods.attribute_all(model, x, target, names=names, batch_size=2,
-                                    options={"NeuronMCT": {"sparsity": 0.5}})
+    chunked = methods.attribute_all(
+        model, x, target, names=names, batch_size=2, options={"NeuronMCT": {"sparsity": 0.5}}
+    )
     assert list(whole) == names
     assert torch.allclose(whole["Gradient"], chunked["Gradient"])
     assert torch.allclose(whole["GradCAM"], chunked["GradCAM"])
@@ -142,8 +148,17 @@ def test_attribute_all_in_chunks_equals_one_call_per_method():
 
 def test_gradcam_skips_a_global_pooling_output():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                          nn.Flatten(), nn.Linear(4, 3)).double().eval()
+    model = (
+        nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, 3),
+        )
+        .double()
+        .eval()
+    )
     x, target = _inputs(), torch.tensor([0, 1, 2])
     default = methods.attribute("GradCAM", model, x, target)
     assert torch.allclose(default, methods.attribute("GradCAM", model, x, target, layer="1"))
@@ -165,8 +180,9 @@ def test_deeplift_refuses_a_reused_activation_module_with_a_pointer():
 
 
 def test_common_options_are_accepted_by_every_method_they_name():
-    options = methods.common_options(sparsity=0.7, ig_steps=4, smoothgrad_samples=3, dgr_steps=5,
-                                     seed=2)
+    options = methods.common_options(
+        sparsity=0.7, ig_steps=4, smoothgrad_samples=3, dgr_steps=5, seed=2
+    )
     assert set(options) <= set(methods.names())
     for name, chosen in options.items():
         methods.get(name, **chosen)  # raises on an option the method does not have
@@ -176,10 +192,16 @@ def test_common_options_are_accepted_by_every_method_they_name():
     assert methods.common_options(dgr_gate_chunk=8)["DGR"]["gate_chunk"] == 8
 
 
-@pytest.mark.parametrize("option, match", [
-    ({"sparsity": 1.5}, "sparsity"), ({"gate_chunk": 0}, "gate_chunk"),
-    ({"gate_chunk": 2.5}, "gate_chunk"), ({"steps": 0}, "steps"), ({"init": "zeros"}, "init"),
-])
+@pytest.mark.parametrize(
+    "option, match",
+    [
+        ({"sparsity": 1.5}, "sparsity"),
+        ({"gate_chunk": 0}, "gate_chunk"),
+        ({"gate_chunk": 2.5}, "gate_chunk"),
+        ({"steps": 0}, "steps"),
+        ({"init": "zeros"}, "init"),
+    ],
+)
 def test_dgr_checks_its_options_when_built(option, match):
     """A bad DGR option is refused by ``get``, before any model or input is seen."""
     with pytest.raises(ValueError, match=match):
@@ -197,8 +219,9 @@ def test_dgr_with_saved_gates_equals_dgr_and_learns_each_input_once(tmp_path, mo
     saved = methods.attribute("DGR", model, x, target, steps=8, sparsity=0.8, gate_chunk=2)
     assert calls == [2, 1]
     torch.testing.assert_close(saved, plain, rtol=1e-10, atol=1e-12)
-    again = methods.attribute("DGR", model, x[1:], target[1:], steps=8, sparsity=0.9,
-                              gate_chunk=2)  # another sparsity binarises the same gates
+    again = methods.attribute(
+        "DGR", model, x[1:], target[1:], steps=8, sparsity=0.9, gate_chunk=2
+    )  # another sparsity binarises the same gates
     assert calls == [2, 1]
     reference = methods.attribute("DGR", model, x[1:], target[1:], steps=8, sparsity=0.9)
     torch.testing.assert_close(again, reference, rtol=1e-10, atol=1e-12)

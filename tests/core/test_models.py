@@ -60,11 +60,14 @@ def test_training_is_deterministic_and_restores_settings():
     threads = torch.get_num_threads()
     rng = torch.get_rng_state()
     deterministic = torch.are_deterministic_algorithms_enabled()
-    runs = [models.train_mnist_cnn(images[:128], labels[:128], epochs=1, batch_size=32,
-                                   progress=False) for _ in range(2)]
+    runs = [
+        models.train_mnist_cnn(images[:128], labels[:128], epochs=1, batch_size=32, progress=False)
+        for _ in range(2)
+    ]
     _assert_same_weights(*runs)
-    other = models.train_mnist_cnn(images[:128], labels[:128], epochs=1, batch_size=32, seed=1,
-                                   progress=False)
+    other = models.train_mnist_cnn(
+        images[:128], labels[:128], epochs=1, batch_size=32, seed=1, progress=False
+    )
     assert not torch.equal(other.fc2.weight, runs[0].fc2.weight)
     assert torch.get_num_threads() == threads
     assert torch.equal(torch.get_rng_state(), rng)
@@ -89,8 +92,9 @@ def test_corrupted_cache_is_detected_and_rebuilt(mnist_cache_dir, tmp_path, monk
     path.write_bytes(source.read_bytes())
     path.with_suffix(".json").write_bytes(source.with_suffix(".json").read_bytes())
     data = bytearray(path.read_bytes())
-    data[len(data) // 2: len(data) // 2 + 8] = bytes(b ^ 0xFF for b in data[len(data) // 2:
-                                                                                len(data) // 2 + 8])
+    data[len(data) // 2 : len(data) // 2 + 8] = bytes(
+        b ^ 0xFF for b in data[len(data) // 2 : len(data) // 2 + 8]
+    )
     path.write_bytes(bytes(data))
 
     calls = []

@@ -16,8 +16,14 @@ from pathlib_core.plotting import image_grid, save_figure, scrubber  # noqa: E40
 
 
 def test_save_figure_writes_png_and_provenance_from_pathbook_context(tmp_path, monkeypatch):
-    context = {"notebook": "notebooks/x.ipynb", "chapter": "x", "profile": "quick",
-               "parameters": {"k": 2}, "content_hash": "abc123", "figure_dir": str(tmp_path)}
+    context = {
+        "notebook": "notebooks/x.ipynb",
+        "chapter": "x",
+        "profile": "quick",
+        "parameters": {"k": 2},
+        "content_hash": "abc123",
+        "figure_dir": str(tmp_path),
+    }
     monkeypatch.setenv("PATHBOOK_CONTEXT", json.dumps(context))
     fig, ax = plt.subplots()
     ax.plot([0, 1])
@@ -102,14 +108,16 @@ def test_every_registered_method_has_its_own_colour_and_pathways_are_dashed():
     colours = [plotting.method_style(n)["color"] for n in names]
     assert len(set(colours)) == len(names)  # no two methods share a colour in any chapter
     assert {n for n in names if plotting.method_style(n)["ls"] == "--"} == set(
-        methods.names("pathway")) | {"NeuronIntGrad*"}
+        methods.names("pathway")
+    ) | {"NeuronIntGrad*"}
     unknown = plotting.method_style("MyMethod", pathway=True)
     assert unknown["ls"] == "--" and unknown["color"] == plotting.method_style("MyMethod")["color"]
 
 
 def test_capped_display_divides_by_a_percentile_of_the_nonzero_magnitudes():
-    maps = torch.randn(3, 1, 40, 40, generator=torch.Generator().manual_seed(0),
-                       dtype=torch.float64)
+    maps = torch.randn(
+        3, 1, 40, 40, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     maps[1, 0, 4, 4] = 50.0  # one outlier that the plain display lets darken everything else
     maps[2] = 0.0
     maps[2, 0, :2, :2] = torch.tensor([[3.0, -1.0], [0.5, 0.25]])  # sparse, as at high sparsity

@@ -5,14 +5,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import toy_models as toy
 
 from pathlib_core import neuron_contributions, pruning, select_pathway
 from pathlib_core.pathway import Pathway, removed_count
-
-try:
-    from . import toy_models as toy
-except ImportError:
-    import toy_models as toy
 
 single_thread = toy.single_thread
 
@@ -49,7 +45,9 @@ def _hand_cdrp(model, x, sparsity, steps, l1=0.01, lr=0.01):
     best, best_loss = None, float("inf")
     for _ in range(steps):
         out = toy.hand_forward(model, x, gates)
-        loss = -(reference * F.log_softmax(out, dim=1)).sum() + l1 * sum(g.abs().sum() for g in gates)
+        loss = -(reference * F.log_softmax(out, dim=1)).sum() + l1 * sum(
+            g.abs().sum() for g in gates
+        )
         if out.argmax(dim=1).item() == prediction.item() and loss.item() < best_loss:
             best, best_loss = [g.detach().clone() for g in gates], loss.item()
         optimiser.zero_grad()
@@ -69,7 +67,7 @@ def test_learned_pathway_matches_the_official_loop_and_is_batch_independent():
     for i in range(x.shape[0]):
         expected = _hand_cdrp(model, x[i : i + 1], 0.7, steps=40)
         single = pruning.learned_pathway(model, x[i : i + 1], 0.7, steps=40, progress=False)
-        for got, alone, want in zip(_masks(batched), _masks(single), expected):
+        for got, alone, want in zip(_masks(batched), _masks(single), expected, strict=False):
             assert torch.equal(got[i : i + 1], want)
             assert torch.equal(alone, want)
 
@@ -79,8 +77,8 @@ def test_learned_pathway_uniform_init_is_seeded_and_keeps_the_prediction():
     a = pruning.learned_pathway(model, x, 0.8, init="uniform", steps=30, seed=3, progress=False)
     b = pruning.learned_pathway(model, x, 0.8, init="uniform", steps=30, seed=3, progress=False)
     c = pruning.learned_pathway(model, x, 0.8, init="uniform", steps=30, seed=4, progress=False)
-    assert all(torch.equal(m, n) for m, n in zip(_masks(a), _masks(b)))
-    assert not all(torch.equal(m, n) for m, n in zip(_masks(a), _masks(c)))
+    assert all(torch.equal(m, n) for m, n in zip(_masks(a), _masks(b), strict=False))
+    assert not all(torch.equal(m, n) for m, n in zip(_masks(a), _masks(c), strict=False))
     assert (a.sparsity >= 0.8 - 1e-12).all()
     assert a.settings["init"] == "uniform" and a.settings["l1_final"].shape == (3,)
     # each sample starts from the same draw: its gates do not depend on the batch
@@ -88,7 +86,9 @@ def test_learned_pathway_uniform_init_is_seeded_and_keeps_the_prediction():
         alone = pruning.learned_pathway(
             model, x[i : i + 1], 0.8, init="uniform", steps=30, seed=3, progress=False
         )
-        assert all(torch.equal(m[i : i + 1], n) for m, n in zip(_masks(a), _masks(alone)))
+        assert all(
+            torch.equal(m[i : i + 1], n) for m, n in zip(_masks(a), _masks(alone), strict=False)
+        )
 
 
 def test_learned_pathway_retries_with_a_smaller_l1_when_no_iterate_keeps_the_prediction(
@@ -107,10 +107,14 @@ def test_learned_pathway_retries_with_a_smaller_l1_when_no_iterate_keeps_the_pre
     monkeypatch.setattr(pruning, "_gated_loss", first_round_never_keeps)
     pathway = pruning.learned_pathway(model, x, 0.5, init="uniform", steps=4, progress=False)
     assert pathway.settings["kept_prediction"].all()
-    assert torch.allclose(pathway.settings["l1_final"], torch.full((3,), 0.001, dtype=torch.float64))
+    assert torch.allclose(
+        pathway.settings["l1_final"], torch.full((3,), 0.001, dtype=torch.float64)
+    )
     assert weights_seen == [0.01] * 4 + [0.001] * 4
     # a sample that never keeps the prediction reports the last weight actually used
-    monkeypatch.setattr(pruning, "_gated_loss", lambda *a: (original(*a)[0], original(*a)[1] & False))
+    monkeypatch.setattr(
+        pruning, "_gated_loss", lambda *a: (original(*a)[0], original(*a)[1] & False)
+    )
     never = pruning.learned_pathway(
         model, x, 0.5, init="uniform", steps=2, max_rounds=3, progress=False
     )
@@ -147,7 +151,7 @@ def _hand_taylor_masked(model, x, target, masks):
     acts = []
     logits = toy.hand_forward(model, x, masks, keep=acts)
     grads = torch.autograd.grad(logits.gather(1, target.view(-1, 1)).sum(), acts)
-    return [(a.detach() * g).abs() for a, g in zip(acts, grads)]
+    return [(a.detach() * g).abs() for a, g in zip(acts, grads, strict=False)]
 
 
 def test_greedy_official_matches_the_round_by_round_reference():
@@ -155,7 +159,7 @@ def test_greedy_official_matches_the_round_by_round_reference():
     pathway = pruning.greedy_pathway(model, x, 0.6, step=0.1, progress=False)
     for i in range(x.shape[0]):
         expected = _hand_greedy_official(model, x[i : i + 1], 0.6, 0.1)
-        for got, want in zip(_masks(pathway), expected):
+        for got, want in zip(_masks(pathway), expected, strict=False):
             assert torch.equal(got[i : i + 1], want)
     # the official rule puts dead and just-removed neurons back: far fewer removed than asked
     assert (pathway.sparsity < 0.6).all()
@@ -165,7 +169,7 @@ def test_greedy_clean_in_one_round_is_the_taylor_pathway_and_is_nested_otherwise
     model, x = _setup()
     one_round = pruning.greedy_pathway(model, x, 0.6, step=0.6, variant="clean", progress=False)
     taylor = select_pathway(neuron_contributions(model, x), 0.6)
-    assert all(torch.equal(a, b) for a, b in zip(_masks(one_round), _masks(taylor)))
+    assert all(torch.equal(a, b) for a, b in zip(_masks(one_round), _masks(taylor), strict=False))
     coarse = pruning.greedy_pathway(model, x, 0.5, step=0.25, variant="clean", progress=False)
     fine = pruning.greedy_pathway(model, x, 0.5, step=0.05, variant="clean", progress=False)
     for pathway in (coarse, fine):
@@ -184,8 +188,8 @@ def test_random_pathway_removes_the_fraction_in_every_site_and_is_seeded():
     assert torch.equal(state, torch.get_rng_state())
     b = pruning.random_pathway(model, x, 0.7, seed=5)
     c = pruning.random_pathway(model, x, 0.7, seed=6)
-    assert all(torch.equal(m, n) for m, n in zip(_masks(a), _masks(b)))
-    assert not all(torch.equal(m, n) for m, n in zip(_masks(a), _masks(c)))
+    assert all(torch.equal(m, n) for m, n in zip(_masks(a), _masks(b), strict=False))
+    assert not all(torch.equal(m, n) for m, n in zip(_masks(a), _masks(c), strict=False))
     for name, mask in a.masks.items():
         n = mask[0].numel()
         kept = mask.flatten(1).sum(dim=1)
@@ -196,7 +200,7 @@ def test_active_pathway_and_dead_fraction_by_hand():
     model, x = _setup()
     acts = _hand_acts(model, x)
     active = pruning.active_pathway(model, x)
-    assert all(torch.equal(m, a > 0) for m, a in zip(_masks(active), acts))
+    assert all(torch.equal(m, a > 0) for m, a in zip(_masks(active), acts, strict=False))
     activations = pruning.site_activations(model, x)
     assert pruning.dead_fraction(active, activations).eq(0).all()
     # a hand-made pathway: keep the first half of every site's neurons
@@ -206,7 +210,7 @@ def test_active_pathway_and_dead_fraction_by_hand():
         flat[: flat.numel() // 2] = True
         masks[name] = flat.view(act[0].shape).expand_as(act).clone()
     half = Pathway(masks)
-    dead = sum((m & (a <= 0)).flatten(1).sum(1) for m, a in zip(masks.values(), acts))
+    dead = sum((m & (a <= 0)).flatten(1).sum(1) for m, a in zip(masks.values(), acts, strict=False))
     kept = sum(m.flatten(1).sum(1) for m in masks.values())
     assert torch.allclose(pruning.dead_fraction(half, activations), dead.double() / kept)
     by_site = pruning.dead_fraction(half, activations, by_site=True)
@@ -220,8 +224,8 @@ def test_jaccard_is_the_pathways_iou():
     model, x = _setup()
     a = pruning.random_pathway(model, x, 0.5, seed=0)
     b = pruning.random_pathway(model, x, 0.5, seed=1)
-    inter = sum((m & n).flatten(1).sum(1) for m, n in zip(_masks(a), _masks(b)))
-    union = sum((m | n).flatten(1).sum(1) for m, n in zip(_masks(a), _masks(b)))
+    inter = sum((m & n).flatten(1).sum(1) for m, n in zip(_masks(a), _masks(b), strict=False))
+    union = sum((m | n).flatten(1).sum(1) for m, n in zip(_masks(a), _masks(b), strict=False))
     assert torch.allclose(pruning.jaccard(a, b), inter.double() / union)
     assert pruning.jaccard(a, a).eq(1).all()
 
@@ -264,7 +268,9 @@ def test_decode_pathway_raises_the_target_logit_within_bounds():
     masks = _masks(pathway)
     index = torch.tensor([[0], [1], [2]])
     with torch.no_grad():
-        logit = [toy.hand_forward(model, z, masks).gather(1, index) for z in (start, early, decoded)]
+        logit = [
+            toy.hand_forward(model, z, masks).gather(1, index) for z in (start, early, decoded)
+        ]
     assert (logit[1] > logit[0]).all() and (logit[2] > logit[1]).all()
 
 
@@ -298,7 +304,11 @@ def test_decode_pathway_raises_the_target_logit_within_bounds():
             ValueError,
             "batch",
         ),
-        (lambda m, x: pruning.dead_fraction(pruning.active_pathway(m, x), {}), ValueError, "site_activations"),
+        (
+            lambda m, x: pruning.dead_fraction(pruning.active_pathway(m, x), {}),
+            ValueError,
+            "site_activations",
+        ),
     ],
 )
 def test_bad_arguments_are_named(call, error, match):
@@ -318,9 +328,16 @@ def test_the_official_percentile_and_ours_agree_away_from_ties():
 
 
 def test_an_in_place_first_relu_never_writes_into_the_inputs():
-    model = torch.nn.Sequential(
-        torch.nn.ReLU(inplace=True), torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2)
-    ).double().eval()
+    model = (
+        torch.nn.Sequential(
+            torch.nn.ReLU(inplace=True),
+            torch.nn.Linear(4, 3),
+            torch.nn.ReLU(),
+            torch.nn.Linear(3, 2),
+        )
+        .double()
+        .eval()
+    )
     x = torch.randn(3, 4, dtype=torch.float64)
     kept = x.clone()
     pruning.site_activations(model, x)
@@ -333,13 +350,17 @@ def test_an_in_place_first_relu_never_writes_into_the_inputs():
 def test_greedy_pathways_share_rounds_and_equal_separate_calls(variant):
     model, x = _setup()
     wanted = [0.3, 0.5, 0.55, 0.6, 0.0]  # 0.55 is off the 0.1 grid: it needs a run of its own
-    together = pruning.greedy_pathways(model, x, wanted, step=0.1, variant=variant,
-                                       progress=False)
+    together = pruning.greedy_pathways(model, x, wanted, step=0.1, variant=variant, progress=False)
     assert list(together) == sorted(wanted)
     for s in wanted:
         alone = pruning.greedy_pathway(model, x, s, step=0.1, variant=variant, progress=False)
-        assert all(torch.equal(a, b) for a, b in zip(_masks(together[s]), _masks(alone)))
+        assert all(
+            torch.equal(a, b) for a, b in zip(_masks(together[s]), _masks(alone), strict=False)
+        )
         assert together[s].settings["sparsity"] == s
     # 0.3, 0.5 and 0.6 from one run of 6 rounds; 0.0 (one round at fraction 0) and 0.55 alone
-    assert pruning._greedy_runs(sorted(wanted), 0.1) == [{3: 0.3, 5: 0.5, 6: 0.6}, {1: 0.0},
-                                                          {6: 0.55}]
+    assert pruning._greedy_runs(sorted(wanted), 0.1) == [
+        {3: 0.3, 5: 0.5, 6: 0.6},
+        {1: 0.0},
+        {6: 0.55},
+    ]

@@ -3,13 +3,9 @@ sample's saved gates with any later call on that sample."""
 
 import pytest
 import torch
+import toy_models as toy
 
 from pathlib_core import pruning, resumable
-
-try:
-    from . import toy_models as toy
-except ImportError:
-    import toy_models as toy
 
 single_thread = toy.single_thread
 
@@ -30,16 +26,20 @@ def _setup(batch=5):
 def test_chunks_equal_one_batch(cache, init):
     model, x = _setup()
     whole = pruning.learned_gates(model, x, init=init, steps=15, seed=4, progress=False)
-    chunked = resumable.learned_gates_in_chunks(model, x, 2, init=init, steps=15, seed=4,
-                                                progress=False)
+    chunked = resumable.learned_gates_in_chunks(
+        model, x, 2, init=init, steps=15, seed=4, progress=False
+    )
     assert list(chunked) == list(whole)
     for name in whole:
         torch.testing.assert_close(chunked[name], whole[name], rtol=1e-12, atol=1e-14)
     assert torch.equal(chunked.targets, whole.targets)
     assert chunked.settings.keys() == whole.settings.keys()
     for key, value in whole.settings.items():
-        assert torch.equal(chunked.settings[key], value) if torch.is_tensor(value) \
+        assert (
+            torch.equal(chunked.settings[key], value)
+            if torch.is_tensor(value)
             else chunked.settings[key] == value
+        )
     assert len(list((cache / "chunks").rglob("*.pt"))) == 5  # one file a sample
 
 
@@ -66,15 +66,17 @@ def test_saved_gates_serve_other_batches_of_the_same_samples(cache, monkeypatch)
     whole = resumable.learned_gates_in_chunks(model, x, 5, steps=10, progress=False)
     calls = toy.count_gate_learning(monkeypatch)
     order = torch.tensor([3, 1, 4])
-    part = resumable.learned_gates_in_chunks(model, x[order], 2, steps=10, lr=0.01, seed=0,
-                                             progress=False)  # the defaults, spelt out
+    part = resumable.learned_gates_in_chunks(
+        model, x[order], 2, steps=10, lr=0.01, seed=0, progress=False
+    )  # the defaults, spelt out
     assert calls == []
     for name in whole:
         assert torch.equal(part[name], whole[name][order])
     assert torch.equal(part.targets, whole.targets[order])
     assert torch.equal(part.settings["kept_prediction"], whole.settings["kept_prediction"][order])
     extended = resumable.learned_gates_in_chunks(
-        model, torch.cat([x, x[:2] + 1]), 4, steps=10, progress=False)
+        model, torch.cat([x, x[:2] + 1]), 4, steps=10, progress=False
+    )
     assert calls == [2]  # only the two new samples
     for name in whole:
         assert torch.equal(extended[name][:5], whole[name])
@@ -121,13 +123,16 @@ def test_sites_given_as_modules_key_the_gates_by_site(cache):
     model, x = _setup()
     first, second = [name for name, m in model.named_modules() if isinstance(m, torch.nn.ReLU)][:2]
     named = dict(model.named_modules())
-    a = resumable.learned_gates_in_chunks(model, x, 5, steps=4, sites=[named[first]],
-                                          progress=False)
-    b = resumable.learned_gates_in_chunks(model, x, 5, steps=4, sites=[named[second]],
-                                          progress=False)
+    a = resumable.learned_gates_in_chunks(
+        model, x, 5, steps=4, sites=[named[first]], progress=False
+    )
+    b = resumable.learned_gates_in_chunks(
+        model, x, 5, steps=4, sites=[named[second]], progress=False
+    )
     assert list(a) == [first] and list(b) == [second]
-    by_name = resumable.learned_gates_in_chunks(model, x, 5, steps=4, sites=[second],
-                                                progress=False)
+    by_name = resumable.learned_gates_in_chunks(
+        model, x, 5, steps=4, sites=[second], progress=False
+    )
     assert torch.equal(by_name[second], b[second])
 
 

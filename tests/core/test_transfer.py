@@ -304,8 +304,8 @@ def test_faithfulness_of_the_whole_network_and_of_a_pathway(generator, model, di
             predicted = model(x).argmax(dim=1)
     assert result.average_drop == pytest.approx(100 * float(((p - q).clamp(min=0) / p).mean()))
     assert result.increase_in_confidence == pytest.approx(100 * float((q > p).double().mean()))
-    rises = [max(0.0, float(b - a)) for a, b in zip(p, q)]
-    falls = [max(0.0, float(a - b)) for a, b in zip(p, q)]
+    rises = [max(0.0, float(b - a)) for a, b in zip(p, q, strict=False)]
+    falls = [max(0.0, float(a - b)) for a, b in zip(p, q, strict=False)]
     assert result.mean_increase == pytest.approx(100 * sum(rises) / 20)
     assert result.mean_decrease == pytest.approx(100 * sum(falls) / 20)
     assert result.prediction_kept == pytest.approx(100 * float((predicted == 3).double().mean()))

@@ -2,11 +2,9 @@
 the sum of the removed contributions w * (x - r), and a model whose output encodes the removed set
 bit by bit."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+import toy_models as toy
 from torch import nn
 
 from pathlib_core.evaluation.maps import replacement_images
@@ -15,12 +13,6 @@ from pathlib_core.evaluation.perturbation import (
     pixel_perturbation,
     random_attributions,
 )
-
-try:
-    import toy_models as toy
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-    import toy_models as toy
 
 single_thread = toy.single_thread
 FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)

@@ -68,14 +68,25 @@ def run(data, maps, fractions, mode, seeds=(0,)):
     (x, y), (tx, ty) = data
     train_maps = {name: make(len(x), 10) for name, make in maps.items()}
     test_maps = {name: make(len(tx), 20) for name, make in maps.items()}
-    return roar(x, y, tx, ty, train_maps, test_maps, fractions=fractions, mode=mode, seeds=seeds,
-                train=train_logreg)
+    return roar(
+        x,
+        y,
+        tx,
+        ty,
+        train_maps,
+        test_maps,
+        fractions=fractions,
+        mode=mode,
+        seeds=seeds,
+        train=train_logreg,
+    )
 
 
 MAPS = {"Oracle": lambda n, seed: oracle_maps(n), "Random": random_maps}
 
 
 # ---------------------------------------------------------------------------------------- degrade
+
 
 @pytest.mark.parametrize("mode", ["roar", "kar"])
 @pytest.mark.parametrize("fraction", [0.1, 0.37, 0.9])
@@ -102,8 +113,9 @@ def test_degrade_edge_fractions_and_replacements():
     assert torch.equal(degrade(images, maps, 0.0, "roar"), images)
     assert torch.equal(degrade(images, maps, 0.0, "kar"), images)
     assert torch.equal(degrade(images, maps, 1.0, "roar"), torch.zeros_like(images))
-    assert torch.equal(degrade(images, maps, 1.0, "kar", replacement=-0.5),
-                       torch.full_like(images, -0.5))
+    assert torch.equal(
+        degrade(images, maps, 1.0, "kar", replacement=-0.5), torch.full_like(images, -0.5)
+    )
     means = images.mean(dim=(2, 3), keepdim=True).expand_as(images)
     assert torch.equal(degrade(images, maps, 1.0, "roar", replacement="mean"), means)
     assert degrade(images, maps, 0.5, "roar") is not images
@@ -116,6 +128,7 @@ def test_degrade_three_dimensional_maps_equal_single_channel_maps():
 
 
 # ------------------------------------------------------------------------------ known answers
+
 
 def test_oracle_drives_roar_to_chance_while_random_does_not(data):
     result = run(data, MAPS, fractions=(0.1,), mode="roar")
@@ -147,7 +160,7 @@ def test_roar_is_deterministic_and_rows_follow_seeds(data):
 def test_auc_matches_the_official_trapezoid():
     fractions = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9]
     constant = torch.full((2, 6), 0.8, dtype=torch.float64)
-    # CIFAR10 "Gradients" and "NeuronIntGrad*" rows of the official plots.roar_plot (PAPERS.md A.7)
+    # CIFAR10 "Gradients" and "NeuronIntGrad*" rows of the official plots.roar_plot (the paper's Fig. 6 data)
     gradients = torch.tensor([[84.36, 79.1, 81.1, 82.81, 82.26, 75.5]], dtype=torch.float64) / 100
     star = torch.tensor([[84.36, 75.09, 63.56, 54.6, 47.85, 37.27]], dtype=torch.float64) / 100
     result = RoarResult("roar", fractions, {"c": constant, "g": gradients, "s": star})
@@ -161,6 +174,7 @@ def test_auc_matches_the_official_trapezoid():
 
 
 # --------------------------------------------------------------------------------------- cache
+
 
 def test_cached_attributions_computes_once_per_key(tmp_path, monkeypatch):
     monkeypatch.setenv("PATHLIB_CORE_CACHE", str(tmp_path))
@@ -208,11 +222,13 @@ def test_a_stopped_attribution_run_resumes_at_its_chunk(tmp_path, monkeypatch):
         return x * 2.0
 
     with pytest.raises(RuntimeError, match="stopped"):
-        cached_attributions("Toy", failing_at_the_third_chunk, images, labels, key="k",
-                            batch_size=4)
+        cached_attributions(
+            "Toy", failing_at_the_third_chunk, images, labels, key="k", batch_size=4
+        )
     assert calls == [4, 4, 2]
-    maps = cached_attributions("Toy", lambda x, y: calls.append(len(x)) or x * 2.0, images,
-                               labels, key="k", batch_size=4)
+    maps = cached_attributions(
+        "Toy", lambda x, y: calls.append(len(x)) or x * 2.0, images, labels, key="k", batch_size=4
+    )
     assert calls == [4, 4, 2, 2]  # only the chunk that had failed
     assert torch.equal(maps, images * 2.0)
     assert list((tmp_path / "chunks").iterdir()) == []  # the whole file replaces the chunks
@@ -229,15 +245,43 @@ def test_retrainings_are_saved_with_a_cache_key(data, tmp_path, monkeypatch):
 
     maps = ({"Oracle": oracle_maps(len(x))}, {"Oracle": oracle_maps(len(tx))})
     plain = roar(x, y, tx, ty, *maps, fractions=(0.5, 0.9), seeds=(0,), train=counted)
-    saved = roar(x, y, tx, ty, *maps, fractions=(0.5, 0.9), seeds=(0,), train=counted,
-                 cache_key="logreg 30 steps")
+    saved = roar(
+        x,
+        y,
+        tx,
+        ty,
+        *maps,
+        fractions=(0.5, 0.9),
+        seeds=(0,),
+        train=counted,
+        cache_key="logreg 30 steps",
+    )
     assert len(trained) == 6 and torch.equal(saved.accuracy["Oracle"], plain.accuracy["Oracle"])
-    loaded = roar(x, y, tx, ty, *maps, fractions=(0.5, 0.9), seeds=(0, 1), train=counted,
-                  cache_key="logreg 30 steps")
+    loaded = roar(
+        x,
+        y,
+        tx,
+        ty,
+        *maps,
+        fractions=(0.5, 0.9),
+        seeds=(0, 1),
+        train=counted,
+        cache_key="logreg 30 steps",
+    )
     assert trained[6:] == [1, 1, 1]  # only the new seed trains
     assert torch.equal(loaded.accuracy["Oracle"][0], plain.accuracy["Oracle"][0])
-    roar(x, y, tx, ty, *maps, fractions=(0.5, 0.9), mode="kar", seeds=(0,), train=counted,
-         cache_key="logreg 30 steps")
+    roar(
+        x,
+        y,
+        tx,
+        ty,
+        *maps,
+        fractions=(0.5, 0.9),
+        mode="kar",
+        seeds=(0,),
+        train=counted,
+        cache_key="logreg 30 steps",
+    )
     assert len(trained) == 11  # KAR degrades differently; its unmodified model is shared
     with pytest.raises(TypeError, match="cache_key"):
         roar(x, y, tx, ty, *maps, fractions=(0.5,), train=counted, cache_key=1)
@@ -250,11 +294,20 @@ def test_mnist_trainer_cache_key_names_its_settings(data):
     (x, y), (tx, ty) = data
     maps = ({"Oracle": oracle_maps(len(x))}, {"Oracle": oracle_maps(len(tx))})
     with pytest.raises(ValueError, match="train.cache_key"):  # before any training
-        roar(x, y, tx, ty, *maps, fractions=(0.5,), train=two,
-             cache_key=roar_mod.mnist_trainer().cache_key)
+        roar(
+            x,
+            y,
+            tx,
+            ty,
+            *maps,
+            fractions=(0.5,),
+            train=two,
+            cache_key=roar_mod.mnist_trainer().cache_key,
+        )
 
 
 # ---------------------------------------------------------------------------------- bad inputs
+
 
 def test_bad_inputs_raise_with_a_helpful_message(data):
     (x, y), (tx, ty) = data
@@ -279,6 +332,7 @@ def test_bad_inputs_raise_with_a_helpful_message(data):
         roar(x, y[:-1], tx, ty, maps, test_maps, train=train_logreg)
     with pytest.raises(TypeError, match="nn.Module"):
         roar(x, y, tx, ty, maps, test_maps, fractions=(0.5,), train=lambda a, b, s: None)
+
     def must_not_train(*args):
         raise AssertionError("trained before checking the inputs")
 
@@ -291,6 +345,7 @@ def test_bad_inputs_raise_with_a_helpful_message(data):
 
 
 # -------------------------------------------------------------------------------- MNIST default
+
 
 def test_default_trainer_turns_augmentation_off(monkeypatch):
     seen = {}
@@ -314,7 +369,15 @@ def test_roar_runs_the_mnist_cnn_on_a_few_digits():
     test_images, test_labels = mnist("test")
     train_maps = {"Random": torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(0))}
     test_maps = {"Random": torch.rand(100, 1, 28, 28, generator=torch.Generator().manual_seed(1))}
-    result = roar(images[:200], labels[:200], test_images[:100], test_labels[:100], train_maps,
-                  test_maps, fractions=(0.9,), train=roar_mod.mnist_trainer(epochs=1))
+    result = roar(
+        images[:200],
+        labels[:200],
+        test_images[:100],
+        test_labels[:100],
+        train_maps,
+        test_maps,
+        fractions=(0.9,),
+        train=roar_mod.mnist_trainer(epochs=1),
+    )
     accuracy = result.accuracy["Random"]
     assert accuracy.shape == (1, 2) and bool(((accuracy >= 0) & (accuracy <= 1)).all())

@@ -1,23 +1,15 @@
 """Sanity checks (Adebayo et al., 2018): the similarity metrics against SciPy and known answers, the
 randomisation stages, and cascading / data randomisation on tiny float64 models."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+import toy_models as toy
 from scipy import stats
 from torch import nn
 
 from pathlib_core.evaluation import sanity
 from pathlib_core.evaluation.maps import normalise, pixel_map
-
-try:
-    import toy_models as toy
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-    import toy_models as toy
 
 single_thread = toy.single_thread
 
@@ -69,7 +61,7 @@ def test_spearman_matches_scipy_with_ties(absolute):
     prepared = [normalise(pixel_map(m, "signed_max_abs")).flatten(1).numpy() for m in (a, b)]
     if absolute:
         prepared = [np.abs(p) for p in prepared]
-    expected = [stats.spearmanr(x, y).statistic for x, y in zip(*prepared)]
+    expected = [stats.spearmanr(x, y).statistic for x, y in zip(*prepared, strict=False)]
     assert len(np.unique(prepared[0][0])) < prepared[0].shape[1] // 4  # ties are really there
     np.testing.assert_allclose(ours.numpy(), expected, rtol=0, atol=1e-12)
     assert not np.allclose(expected, 1.0)
@@ -136,7 +128,10 @@ class Net(nn.Module):
 
 def test_cascading_stages_of_small_cnn():
     assert sanity.cascading_stages(toy.small_cnn()) == [
-        ("8", ["8"]), ("6", ["6"]), ("2", ["2"]), ("0", ["0"])
+        ("8", ["8"]),
+        ("6", ["6"]),
+        ("2", ["2"]),
+        ("0", ["0"]),
     ]
 
 
@@ -155,7 +150,9 @@ def test_randomise_redraws_parameters_and_keeps_running_statistics():
     assert torch.equal(block.bn.running_mean, before["bn.running_mean"])
     again = Block()
     sanity.randomise_(again, torch.Generator().manual_seed(0), std=0.1)
-    assert all(torch.equal(p, q) for p, q in zip(block.parameters(), again.parameters()))
+    assert all(
+        torch.equal(p, q) for p, q in zip(block.parameters(), again.parameters(), strict=False)
+    )
     big = sanity.randomise_(nn.Linear(400, 400), torch.Generator().manual_seed(0), std=0.1)
     assert big.weight.std().item() == pytest.approx(0.1, rel=0.02)
 
@@ -295,10 +292,12 @@ def test_data_randomisation():
     model, other = toy.small_cnn(seed=0), toy.small_cnn(seed=1)
     before = toy.model_state(model)
     methods = {"gradient": backward_gradient, "input": the_input}
-    same = sanity.data_randomisation(model, toy.small_cnn(seed=0), images(), None, methods,
-                                     pixels_per_cell=CELLS)
-    different = sanity.data_randomisation(model, other, images(), None, methods,
-                                          pixels_per_cell=CELLS)
+    same = sanity.data_randomisation(
+        model, toy.small_cnn(seed=0), images(), None, methods, pixels_per_cell=CELLS
+    )
+    different = sanity.data_randomisation(
+        model, other, images(), None, methods, pixels_per_cell=CELLS
+    )
     for metric in sanity.METRICS:
         assert same["gradient"][metric].shape == (4,)
         assert torch.allclose(same["gradient"][metric], torch.ones(4, dtype=torch.float64))
@@ -306,8 +305,9 @@ def test_data_randomisation():
     assert different["gradient"]["spearman"].mean() < 0.5
     toy.assert_same_state(before, toy.model_state(model))
     with pytest.raises(ValueError, match=r"eval\(\)"):
-        sanity.data_randomisation(model, other.train(), images(), None, methods,
-                                  pixels_per_cell=CELLS)
+        sanity.data_randomisation(
+            model, other.train(), images(), None, methods, pixels_per_cell=CELLS
+        )
 
 
 # --------------------------------------------------------------------------- saved maps (resume)
@@ -328,8 +328,9 @@ def test_cache_key_saves_every_stage_and_a_stopped_run_resumes(tmp_path, monkeyp
     n_stages = len(first.stages)
     assert calls == [3, 1] * n_stages
     for metric in sanity.METRICS:
-        torch.testing.assert_close(first.scores["gradient"][metric],
-                                   plain.scores["gradient"][metric], rtol=0, atol=0)
+        torch.testing.assert_close(
+            first.scores["gradient"][metric], plain.scores["gradient"][metric], rtol=0, atol=0
+        )
     folders = sorted((tmp_path / "chunks").iterdir())
     assert len(folders) == n_stages  # one per stage: its weights differ
 
@@ -340,8 +341,12 @@ def test_cache_key_saves_every_stage_and_a_stopped_run_resumes(tmp_path, monkeyp
     resumed = run(model, {"gradient": counted}, batch_size=3, cache_key="gradient v1")
     assert calls == [1]
     for result in (again, resumed):
-        torch.testing.assert_close(result.scores["gradient"]["spearman"],
-                                   first.scores["gradient"]["spearman"], rtol=0, atol=0)
+        torch.testing.assert_close(
+            result.scores["gradient"]["spearman"],
+            first.scores["gradient"]["spearman"],
+            rtol=0,
+            atol=0,
+        )
     run(model, {"gradient": counted}, batch_size=3, cache_key="gradient v2")
     assert len(calls) == 1 + 2 * n_stages  # another key computes everything again
     with pytest.raises(TypeError, match="cache_key"):
@@ -357,8 +362,9 @@ def test_data_randomisation_with_a_cache_key_loads_the_same_scores(tmp_path, mon
         calls.append(len(inputs))
         return gradient(model, inputs, target)
 
-    plain = sanity.data_randomisation(model, other, images(), None, {"gradient": gradient},
-                                      pixels_per_cell=CELLS)
+    plain = sanity.data_randomisation(
+        model, other, images(), None, {"gradient": gradient}, pixels_per_cell=CELLS
+    )
     args = (model, other, images(), None, {"gradient": counted})
     saved = sanity.data_randomisation(*args, pixels_per_cell=CELLS, cache_key="k")
     assert calls == [4, 4]  # the trained and the shuffled model's maps
@@ -366,5 +372,6 @@ def test_data_randomisation_with_a_cache_key_loads_the_same_scores(tmp_path, mon
     assert calls == [4, 4]  # both loaded
     assert len(list((tmp_path / "chunks").iterdir())) == 2
     for result in (saved, loaded):
-        torch.testing.assert_close(result["gradient"]["ssim"], plain["gradient"]["ssim"],
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            result["gradient"]["ssim"], plain["gradient"]["ssim"], rtol=0, atol=0
+        )

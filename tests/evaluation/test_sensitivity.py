@@ -2,22 +2,15 @@
 drop of every subset (correlation 1), and a random map is uncorrelated with it (near 0)."""
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+import toy_models as toy
 from torch import nn
 
 from pathlib_core.evaluation.maps import replacement_images
 from pathlib_core.evaluation.perturbation import random_attributions
 from pathlib_core.evaluation.sensitivity import SensitivityN, patch_sensitivity, sensitivity_n
-
-try:
-    import toy_models as toy
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-    import toy_models as toy
 
 single_thread = toy.single_thread
 NS = (1, 3, 8, 20)  # of 5 x 5 = 25 pixels
@@ -50,8 +43,9 @@ def test_exact_map_of_linear_model_has_correlation_one(replacement):
     result = sensitivity_n(model, x, target, attr, NS, n_subsets=30, replacement=replacement)
     assert isinstance(result, SensitivityN) and result.ns.tolist() == list(NS)
     assert result.correlation.shape == (3, len(NS))
-    torch.testing.assert_close(result.correlation, torch.ones(3, len(NS)).double(), rtol=0,
-                               atol=1e-9)
+    torch.testing.assert_close(
+        result.correlation, torch.ones(3, len(NS)).double(), rtol=0, atol=1e-9
+    )
 
 
 def test_random_map_is_uncorrelated():
@@ -84,8 +78,9 @@ def test_batch_equals_one_image_at_a_time():
         single = sensitivity_n(
             model, x[b : b + 1], target[b : b + 1], attr[b : b + 1], NS, n_subsets=20
         )
-        torch.testing.assert_close(single.correlation[0], batched.correlation[b], rtol=0,
-                                   atol=1e-12)
+        torch.testing.assert_close(
+            single.correlation[0], batched.correlation[b], rtol=0, atol=1e-12
+        )
 
 
 def test_batch_size_chunking_gives_identical_results():
@@ -172,10 +167,13 @@ def test_patches_are_seeded_squares_and_an_exact_map_adds_up_over_them():
         rows, cols = masks[1, j].nonzero(as_tuple=True)
         assert len(rows) == 9 and rows.max() - rows.min() == 2 and cols.max() - cols.min() == 2
     assert (masks[0].flatten(1).sum(dim=1) == 1).all()
-    assert torch.equal(masks, _random_patches(torch.tensor([1, 3]), 7, 5, 6, seed=4).view(2, 7, 5, 6))
+    assert torch.equal(
+        masks, _random_patches(torch.tensor([1, 3]), 7, 5, 6, seed=4).view(2, 7, 5, 6)
+    )
     model, x, target = linear(), images(), torch.tensor([0, 3, 1])
-    result = patch_sensitivity(model, x, target, exact_map(model, x, target), sides=(1, 2, 4),
-                               n_patches=20)
+    result = patch_sensitivity(
+        model, x, target, exact_map(model, x, target), sides=(1, 2, 4), n_patches=20
+    )
     assert result.ns.tolist() == [1, 4, 16]
     torch.testing.assert_close(result.correlation, torch.ones(3, 3).double(), rtol=0, atol=1e-9)
     shuffled = random_attributions(x, seed=0)
@@ -183,8 +181,10 @@ def test_patches_are_seeded_squares_and_an_exact_map_adds_up_over_them():
     assert noisy.correlation.abs().max() < 0.9
 
 
-@pytest.mark.parametrize("sides,match", [((0,), "sides must be"), ((6,), r"\[1, 5\]"),
-                                        ("ab", "sides must be a sequence")])
+@pytest.mark.parametrize(
+    "sides,match",
+    [((0,), "sides must be"), ((6,), r"\[1, 5\]"), ("ab", "sides must be a sequence")],
+)
 def test_bad_patch_sides_name_the_fix(sides, match):
     model, x = linear(), images()
     with pytest.raises((ValueError, TypeError), match=match):
@@ -198,8 +198,9 @@ def test_a_mapping_of_maps_equals_one_call_per_map_with_one_set_of_removal_passe
     maps = {"exact": exact_map(model, x, target), "random": random_attributions(x, seed=4)}
     calls = []
     original = sensitivity._removal_outputs
-    monkeypatch.setattr(sensitivity, "_removal_outputs",
-                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    monkeypatch.setattr(
+        sensitivity, "_removal_outputs", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
     together = sensitivity_n(model, x, target, maps, NS, n_subsets=20)
     patches = patch_sensitivity(model, x, target, maps, sides=(1, 2), n_patches=10)
     assert len(calls) == 2 and list(together) == list(patches) == ["exact", "random"]

@@ -15,22 +15,28 @@ from pathlib_core import contribution as contribution_module
 def test_forbidden_names_raise_wherever_a_student_reaches_them_and_come_back():
     namespace = {"neuron_contributions": neuron_contributions, "linearity": linearity}
     with own_work(namespace, forbid=["neuron_contributions", "linearity.linearity_profile"]):
-        for call in (namespace["neuron_contributions"], pathlib_core.neuron_contributions,
-                     contribution_module.neuron_contributions,
-                     namespace["linearity"].linearity_profile):
+        for call in (
+            namespace["neuron_contributions"],
+            pathlib_core.neuron_contributions,
+            contribution_module.neuron_contributions,
+            namespace["linearity"].linearity_profile,
+        ):
             with pytest.raises(LibraryCallError, match="compute the result yourself"):
                 call(None, None, None)
     assert namespace["neuron_contributions"] is neuron_contributions
     assert pathlib_core.neuron_contributions is neuron_contributions
     assert contribution_module.neuron_contributions is neuron_contributions
     assert "linearity_profile" not in namespace and linearity.linearity_profile.__name__ == (
-        "linearity_profile")
+        "linearity_profile"
+    )
 
 
 def test_everything_is_restored_when_the_body_raises_and_use_binds_names():
     namespace = {"restrict": restrict}
-    with pytest.raises(ZeroDivisionError), own_work(namespace, forbid=["restrict"],
-                                                    use={"helper": len, "restrict": 1}):
+    with (
+        pytest.raises(ZeroDivisionError),
+        own_work(namespace, forbid=["restrict"], use={"helper": len, "restrict": 1}),
+    ):
         assert namespace["helper"] is len and namespace["restrict"] == 1
         1 / 0
     assert namespace == {"restrict": restrict} and pathlib_core.restrict is restrict
@@ -44,8 +50,9 @@ def test_the_references_equal_the_library_and_work_while_it_is_forbidden(mnist_m
 
     images, labels = data.mnist("test")
     x, y = images[:6], labels[:6]
-    gradient, pathway = PathwayGradient(mnist_model).attribute(x, y, sparsity=0.9,
-                                                               return_pathway=True)
+    gradient, pathway = PathwayGradient(mnist_model).attribute(
+        x, y, sparsity=0.9, return_pathway=True
+    )
     with torch.no_grad(), restrict(mnist_model, pathway):
         logits = mnist_model(x)
     masks = dict(select_pathway(neuron_contributions(mnist_model, x, y), 0.9).masks)

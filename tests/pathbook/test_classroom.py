@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXERCISES = REPO / SOURCES
 CELL_TIMEOUT = 30  # seconds; the slowest cell of an exercise takes about 6 s on a busy core
 
-WRONG_SELECTION = '''def select_global(contributions, sparsity):
+WRONG_SELECTION = """def select_global(contributions, sparsity):
     # wrong on purpose: each layer is ranked on its own instead of all layers together
     masks = {}
     for name, c in contributions.items():
@@ -40,7 +40,7 @@ WRONG_SELECTION = '''def select_global(contributions, sparsity):
         threshold = rows.kthvalue(removed, dim=1).values.view(-1, *[1] * (c.dim() - 1))
         masks[name] = (c > threshold) & (c != 0)
     return masks
-'''
+"""
 
 
 def solution_blocks(source: str) -> list[str]:
@@ -85,35 +85,71 @@ def graded(released, tmp_path_factory, mnist_cache_dir):
     _submit(folder, "wrong", first, wrong)
     # a one-line call of the library function the test compares with, and a wrong restricted
     # network on which the student's pathway gradient builds
-    _submit(folder, "shortcuts", first, _edited(
-        released, first, "taylor_contributions",
-        lambda _: "def taylor_contributions(model, inputs, target):\n"
-                  "    return dict(neuron_contributions(model, inputs, target))\n"))
-    _submit(folder, "shortcuts", second, _edited(
-        released, second, "restricted_forward",
-        lambda source: source.replace('model.relu5(model.fc1(h)) * masks["relu5"]',
-                                      "model.relu5(model.fc1(h))")))
-    _submit(folder, "hangs", first, _edited(
-        released, first, "taylor_contributions",
-        lambda source: "while True:  # never ends\n    pass\n" + source))
-    _submit(folder, "crashes", second, _edited(
-        released, second, "gradient_similarity", lambda _: "import os\nos._exit(1)"))
+    _submit(
+        folder,
+        "shortcuts",
+        first,
+        _edited(
+            released,
+            first,
+            "taylor_contributions",
+            lambda _: (
+                "def taylor_contributions(model, inputs, target):\n"
+                "    return dict(neuron_contributions(model, inputs, target))\n"
+            ),
+        ),
+    )
+    _submit(
+        folder,
+        "shortcuts",
+        second,
+        _edited(
+            released,
+            second,
+            "restricted_forward",
+            lambda source: source.replace(
+                'model.relu5(model.fc1(h)) * masks["relu5"]', "model.relu5(model.fc1(h))"
+            ),
+        ),
+    )
+    _submit(
+        folder,
+        "hangs",
+        first,
+        _edited(
+            released,
+            first,
+            "taylor_contributions",
+            lambda source: "while True:  # never ends\n    pass\n" + source,
+        ),
+    )
+    _submit(
+        folder,
+        "crashes",
+        second,
+        _edited(released, second, "gradient_similarity", lambda _: "import os\nos._exit(1)"),
+    )
     (folder / "corrupt").mkdir()
     (folder / "corrupt" / f"{third}.ipynb").write_text("{ this is not a notebook")
     table = folder / "scores.csv"
     with pytest.MonkeyPatch.context() as patch:  # kernels read the session's trained model
         patch.setenv("PATHLIB_CORE_CACHE", str(mnist_cache_dir))
-        rows = grade(folder, table, EXERCISES, timeout=CELL_TIMEOUT, total_timeout=300,
-                     progress=False)
+        rows = grade(
+            folder, table, EXERCISES, timeout=CELL_TIMEOUT, total_timeout=300, progress=False
+        )
     return rows, table, (first, second, third)
 
 
 def rows_of(rows, student, assignment=None):
-    return [r for r in rows if r["student"] == student
-            and (assignment is None or r["assignment"] == assignment)]
+    return [
+        r
+        for r in rows
+        if r["student"] == student and (assignment is None or r["assignment"] == assignment)
+    ]
 
 
 # ------------------------------------------------------------------------ sources and release
+
 
 def test_exercises_are_sources_that_open_with_their_learning_goals():
     chapters = {chapter.source.resolve() for chapter in load_project(REPO).chapters.values()}
@@ -124,8 +160,11 @@ def test_exercises_are_sources_that_open_with_their_learning_goals():
         nb = nbformat.read(path, as_version=4)
         assert nb.cells[0].source.startswith("# "), f"{path.name} must open with its title"
         assert "## What you will learn" in nb.cells[0].source, path.name
-        assert all(not c.get("outputs") and c.get("execution_count") is None
-                   for c in nb.cells if c.cell_type == "code"), f"{path.name} has outputs"
+        assert all(
+            not c.get("outputs") and c.get("execution_count") is None
+            for c in nb.cells
+            if c.cell_type == "code"
+        ), f"{path.name} has outputs"
 
 
 def test_every_exercise_has_auto_graded_questions_and_the_experiment_a_written_one():
@@ -141,14 +180,30 @@ def test_student_versions_hold_no_solution_and_no_hidden_test(released):
         student = nbformat.read(released / "student" / source_path.name, as_version=4)
         instructor = nbformat.read(released / "instructor" / source_path.name, as_version=4)
         text = "\n".join(c.source for c in student.cells)
-        outside = "\n".join(re.sub(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END \1", "",
-                                   c.source, flags=re.DOTALL) for c in source.cells)
-        hidden = [block for c in source.cells for block in re.findall(
-            r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", c.source, re.DOTALL)]
-        secret = [line.strip() for c in source.cells for block in solution_blocks(c.source)
-                  for line in block.splitlines() if line.strip() and line.strip() not in outside]
-        secret += [line.strip() for block in hidden for line in block.splitlines()
-                   if line.strip() and line.strip() not in outside]
+        outside = "\n".join(
+            re.sub(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END \1", "", c.source, flags=re.DOTALL)
+            for c in source.cells
+        )
+        hidden = [
+            block
+            for c in source.cells
+            for block in re.findall(
+                r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", c.source, re.DOTALL
+            )
+        ]
+        secret = [
+            line.strip()
+            for c in source.cells
+            for block in solution_blocks(c.source)
+            for line in block.splitlines()
+            if line.strip() and line.strip() not in outside
+        ]
+        secret += [
+            line.strip()
+            for block in hidden
+            for line in block.splitlines()
+            if line.strip() and line.strip() not in outside
+        ]
         assert hidden and secret
         for line in secret:
             assert line not in text, f"{source_path.name}: the student version shows `{line}`"
@@ -160,7 +215,8 @@ def test_student_versions_hold_no_solution_and_no_hidden_test(released):
         meta = [c.metadata["nbgrader"] for c in instructor.cells]
         assert all(m["schema_version"] == 3 for m in meta)
         assert {m["grade_id"] for m in meta if m["grade"]} == {
-            q.name for q in load_assignments(EXERCISES)[source_path.stem].questions}
+            q.name for q in load_assignments(EXERCISES)[source_path.stem].questions
+        }
 
 
 @pytest.mark.slow
@@ -168,40 +224,66 @@ def test_student_versions_are_what_nbgrader_generate_assignment_makes(released, 
     """The instructor copies are nbgrader sources: nbgrader's own app gives the same copies."""
     shutil.copytree(released / "instructor", tmp_path / "source" / "week")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "week", "--force",
-                    f"--CourseDirectory.root={tmp_path}"], cwd=tmp_path, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbgrader",
+            "generate_assignment",
+            "week",
+            "--force",
+            f"--CourseDirectory.root={tmp_path}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     for ours in sorted((released / "student").glob("*.ipynb")):
         theirs = nbformat.read(tmp_path / "release" / "week" / ours.name, as_version=4)
         mine = nbformat.read(ours, as_version=4)
         assert [(c.cell_type, c.source, c.metadata) for c in theirs.cells] == [
-            (c.cell_type, c.source, c.metadata) for c in mine.cells], ours.name
+            (c.cell_type, c.source, c.metadata) for c in mine.cells
+        ], ours.name
 
 
 def test_written_answers_are_replaced_by_a_prompt(released):
-    answers = [(cell, cell.metadata["nbgrader"])
-               for path in sorted((released / "student").glob("*.ipynb"))
-               for cell in nbformat.read(path, as_version=4).cells
-               if cell.cell_type == "markdown" and cell.metadata["nbgrader"]["solution"]]
+    answers = [
+        (cell, cell.metadata["nbgrader"])
+        for path in sorted((released / "student").glob("*.ipynb"))
+        for cell in nbformat.read(path, as_version=4).cells
+        if cell.cell_type == "markdown" and cell.metadata["nbgrader"]["solution"]
+    ]
     assert answers
     for cell, meta in answers:
         assert cell.source == "YOUR ANSWER HERE" and meta["grade"] and meta["points"] > 0
 
 
 def _notebook(*cells) -> nbformat.NotebookNode:
-    return nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell(text[3:]) if text.startswith("md:")
-        else nbformat.v4.new_code_cell(text) for text in cells])
+    return nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell(text[3:])
+            if text.startswith("md:")
+            else nbformat.v4.new_code_cell(text)
+            for text in cells
+        ]
+    )
 
 
-@pytest.mark.parametrize("cells, message", [
-    (["### TEST shape (two points)\nassert True"], "### TEST name (2 points)"),
-    (["md:<!-- ANSWER why -->\nBecause."], "<!-- ANSWER name (2 points) -->"),
-    (["x = 1\n### BEGIN HIDDEN TESTS\nassert x\n### END HIDDEN TESTS"], "belong in a test cell"),
-    (["### TEST a (1 point)\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION"], "cannot hold"),
-    (["### TEST a (1 point)\nassert True", "### TEST a (2 points)\nassert True"], "used twice"),
-    (["md:Why?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"], "<!-- ANSWER name"),
-])
+@pytest.mark.parametrize(
+    "cells, message",
+    [
+        (["### TEST shape (two points)\nassert True"], "### TEST name (2 points)"),
+        (["md:<!-- ANSWER why -->\nBecause."], "<!-- ANSWER name (2 points) -->"),
+        (
+            ["x = 1\n### BEGIN HIDDEN TESTS\nassert x\n### END HIDDEN TESTS"],
+            "belong in a test cell",
+        ),
+        (["### TEST a (1 point)\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION"], "cannot hold"),
+        (["### TEST a (1 point)\nassert True", "### TEST a (2 points)\nassert True"], "used twice"),
+        (["md:Why?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"], "<!-- ANSWER name"),
+    ],
+)
 def test_markers_that_cannot_be_read_are_errors_that_say_how_to_write_them(cells, message):
     with pytest.raises(PathbookError, match=re.escape(message)):
         mark_cells(_notebook(*cells), "lesson.ipynb")
@@ -210,8 +292,15 @@ def test_markers_that_cannot_be_read_are_errors_that_say_how_to_write_them(cells
 def test_markers_become_nbgrader_metadata():
     solution = "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"
     test = "### TEST f_is_one (2 points)\nassert f() == 1"
-    nb = mark_cells(_notebook("import math", solution, test,
-                              "md:<!-- ANSWER why (1.5 points) -->\nBecause.", "import math"))
+    nb = mark_cells(
+        _notebook(
+            "import math",
+            solution,
+            test,
+            "md:<!-- ANSWER why (1.5 points) -->\nBecause.",
+            "import math",
+        )
+    )
     meta = [c.metadata["nbgrader"] for c in nb.cells]
     assert [m["grade_id"] for m in meta[1:4]] == ["f", "f_is_one", "why"]
     assert (meta[1]["solution"], meta[1]["grade"]) == (True, False)
@@ -229,6 +318,7 @@ def test_cli_release_writes_both_versions(tmp_path):
 
 # ----------------------------------------------------------------- grading (no kernel needed)
 
+
 def test_submissions_layout_is_checked_and_stray_files_are_reported(tmp_path, capsys):
     with pytest.raises(PathbookError, match="STUDENT/ASSIGNMENT.ipynb"):
         find_submissions(tmp_path, ["a", "b"])
@@ -245,8 +335,12 @@ def test_cli_grade_reports_unreadable_and_missing_submissions(tmp_path, capsys):
     names = sorted(p.stem for p in EXERCISES.glob("*.ipynb"))
     (tmp_path / "subs" / "bo" / f"{names[0]}.ipynb").write_bytes(b"\x00\x01 not json")
     table = tmp_path / "scores.csv"
-    assert main(["--root", str(REPO), "classroom", "grade", str(tmp_path / "subs"),
-                 "--out", str(table)]) == 0
+    assert (
+        main(
+            ["--root", str(REPO), "classroom", "grade", str(tmp_path / "subs"), "--out", str(table)]
+        )
+        == 0
+    )
     with open(table, newline="") as fh:
         rows = list(csv.DictReader(fh))
     first = [r for r in rows if r["assignment"] == names[0]]
@@ -258,6 +352,7 @@ def test_cli_grade_reports_unreadable_and_missing_submissions(tmp_path, capsys):
 
 # -------------------------------------------------------------------- grading real submissions
 
+
 @pytest.mark.slow
 def test_instructor_versions_score_full_marks(graded):
     rows, _, names = graded
@@ -267,7 +362,10 @@ def test_instructor_versions_score_full_marks(graded):
         assert row["problem"] == "", row
         if row["grading"] == "auto":
             assert (row["status"], row["points"], row["error"]) == (
-                "passed", row["max_points"], ""), row
+                "passed",
+                row["max_points"],
+                "",
+            ), row
         else:
             assert (row["status"], row["points"]) == ("needs manual grading", ""), row
 
@@ -291,12 +389,14 @@ def test_one_wrong_answer_loses_exactly_that_questions_points(graded):
     for row in rows_of(rows, "wrong", first):
         if row["question"] == "selection":  # the test cell was restored, its points too
             assert (row["points"], row["max_points"], row["status"]) == (0.0, 3.0, "failed")
-            assert row["error"].startswith("AssertionError: sparsity 0.5: relu1 differs from "
-                                           "pathlib_core.select_pathway"), row["error"]
+            assert row["error"].startswith(
+                "AssertionError: sparsity 0.5: relu1 differs from pathlib_core.select_pathway"
+            ), row["error"]
         else:
             assert row["points"] == expected[row["question"]]["points"], row
     assert {r["status"] for r in rows_of(rows, "wrong") if r["assignment"] != first} == {
-        "not submitted"}
+        "not submitted"
+    }
 
 
 @pytest.mark.slow
@@ -304,10 +404,12 @@ def test_calling_the_reference_fails_and_a_wrong_function_costs_only_its_own_poi
     rows, _, (first, second, third) = graded
     shortcut = {r["question"]: r for r in rows_of(rows, "shortcuts", first)}
     assert (shortcut["contributions"]["status"], shortcut["contributions"]["points"]) == (
-        "failed", 0.0)
+        "failed",
+        0.0,
+    )
     assert shortcut["contributions"]["error"].startswith(
-        "LibraryCallError: this test compares your function with "
-        "pathlib_core.neuron_contributions"), shortcut["contributions"]["error"]
+        "LibraryCallError: this test compares your function with pathlib_core.neuron_contributions"
+    ), shortcut["contributions"]["error"]
     assert shortcut["selection"]["status"] == shortcut["restricted"]["status"] == "passed"
     # pathway_gradient and gradient_similarity call the wrong restricted_forward, yet are graded
     # with the reference in its place
@@ -316,7 +418,9 @@ def test_calling_the_reference_fails_and_a_wrong_function_costs_only_its_own_poi
     assert "differ from those under pathlib_core.restrict" in built_on["forward"]["error"]
     for question in ("gradient", "similarity"):
         assert (built_on[question]["status"], built_on[question]["points"]) == (
-            "passed", built_on[question]["max_points"]), built_on[question]
+            "passed",
+            built_on[question]["max_points"],
+        ), built_on[question]
     assert {r["status"] for r in rows_of(rows, "shortcuts", third)} == {"not submitted"}
 
 
@@ -326,14 +430,18 @@ def test_a_warning_on_stderr_costs_no_points_but_is_reported():
     cell = nbformat.v4.new_code_cell("### TEST quiet (2 points)\nimport warnings")
     cell.metadata["nbgrader"] = {"grade": True, "grade_id": "quiet", "points": 2.0}
     cell.execution_count = 1
-    cell.outputs = [nbformat.v4.new_output("stream", name="stderr",
-                                           text="UserWarning: something is deprecated\n")]
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "stream", name="stderr", text="UserWarning: something is deprecated\n"
+        )
+    ]
     nb = nbformat.v4.new_notebook(cells=[cell])
     points, status, error = _score(Question("quiet", 2.0), Run(nb))
     assert (points, status) == (2.0, "passed")
     assert error == "wrote to stderr: UserWarning: something is deprecated"
-    cell.outputs.append(nbformat.v4.new_output("error", ename="AssertionError", evalue="no",
-                                               traceback=[]))
+    cell.outputs.append(
+        nbformat.v4.new_output("error", ename="AssertionError", evalue="no", traceback=[])
+    )
     assert _score(Question("quiet", 2.0), Run(nb)) == (0.0, "failed", "AssertionError: no")
 
 
@@ -341,15 +449,20 @@ def test_a_warning_on_stderr_costs_no_points_but_is_reported():
 def test_hanging_crashing_and_unreadable_submissions_are_reported_and_grading_goes_on(graded):
     rows, _, (first, second, third) = graded
     hangs = {r["question"]: r for r in rows_of(rows, "hangs", first)}
-    assert all(r["problem"].startswith(f"timed out after {CELL_TIMEOUT} s in cell ")
-               and "`while True:  # never ends`" in r["problem"] for r in hangs.values())
+    assert all(
+        r["problem"].startswith(f"timed out after {CELL_TIMEOUT} s in cell ")
+        and "`while True:  # never ends`" in r["problem"]
+        for r in hangs.values()
+    )
     assert hangs["contributions"]["status"] == "failed"
     assert hangs["contributions"]["error"].startswith("NameError")
     assert hangs["selection"]["status"] == hangs["restricted"]["status"] == "passed"
 
     crashes = {r["question"]: r for r in rows_of(rows, "crashes", second)}
-    assert all("DeadKernelError" in r["problem"] and "`import os`" in r["problem"]
-               for r in crashes.values())
+    assert all(
+        "DeadKernelError" in r["problem"] and "`import os`" in r["problem"]
+        for r in crashes.values()
+    )
     assert crashes["forward"]["status"] == crashes["gradient"]["status"] == "passed"
     assert (crashes["similarity"]["status"], crashes["similarity"]["points"]) == ("not run", 0.0)
 
@@ -380,29 +493,47 @@ def test_score_table_is_the_rows_one_per_student_assignment_and_question(graded)
 def test_a_submission_that_uses_up_its_total_time_is_stopped_and_reported(tmp_path):
     sources = tmp_path / "exercises"
     sources.mkdir()
-    nbformat.write(_notebook(
-        "md:# Waiting\n\n## What you will learn\n\nTo wait.", "import time",
-        "### BEGIN SOLUTION\ntime.sleep(60)\nanswer = 1\n### END SOLUTION",
-        "### TEST answer_is_one (1 point)\nassert answer == 1"), sources / "wait.ipynb")
+    nbformat.write(
+        _notebook(
+            "md:# Waiting\n\n## What you will learn\n\nTo wait.",
+            "import time",
+            "### BEGIN SOLUTION\ntime.sleep(60)\nanswer = 1\n### END SOLUTION",
+            "### TEST answer_is_one (1 point)\nassert answer == 1",
+        ),
+        sources / "wait.ipynb",
+    )
     release(sources, tmp_path / "out")
     (tmp_path / "subs" / "sam").mkdir(parents=True)
     (tmp_path / "out" / "instructor" / "wait.ipynb").rename(tmp_path / "subs/sam/wait.ipynb")
-    [row] = grade(tmp_path / "subs", tmp_path / "scores.csv", sources, timeout=60, total_timeout=3,
-                  progress=False)
+    [row] = grade(
+        tmp_path / "subs",
+        tmp_path / "scores.csv",
+        sources,
+        timeout=60,
+        total_timeout=3,
+        progress=False,
+    )
     assert (row["status"], row["points"]) == ("not run", 0.0)
-    assert re.fullmatch(r"timed out after [1-3] s in cell 3 \(`### BEGIN SOLUTION`\); "
-                        r"stopped at the total limit of 3 s, after cell 3", row["problem"])
+    assert re.fullmatch(
+        r"timed out after [1-3] s in cell 3 \(`### BEGIN SOLUTION`\); "
+        r"stopped at the total limit of 3 s, after cell 3",
+        row["problem"],
+    )
 
 
 @pytest.mark.slow
 def test_grading_kernels_run_with_the_threads_asked_for(tmp_path):
     sources = tmp_path / "exercises"
     sources.mkdir()
-    nbformat.write(_notebook(
-        "md:# Threads\n\n## What you will learn\n\nTo count.", "import os\n\nimport torch",
-        "### BEGIN SOLUTION\nthreads = torch.get_num_threads()\n### END SOLUTION",
-        "### TEST one_thread (1 point)\nassert threads == 1 and os.environ['OMP_NUM_THREADS'] == '1'"),
-        sources / "threads.ipynb")
+    nbformat.write(
+        _notebook(
+            "md:# Threads\n\n## What you will learn\n\nTo count.",
+            "import os\n\nimport torch",
+            "### BEGIN SOLUTION\nthreads = torch.get_num_threads()\n### END SOLUTION",
+            "### TEST one_thread (1 point)\nassert threads == 1 and os.environ['OMP_NUM_THREADS'] == '1'",
+        ),
+        sources / "threads.ipynb",
+    )
     release(sources, tmp_path / "out")
     (tmp_path / "subs" / "sam").mkdir(parents=True)
     (tmp_path / "out" / "instructor" / "threads.ipynb").rename(tmp_path / "subs/sam/threads.ipynb")

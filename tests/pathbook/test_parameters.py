@@ -14,14 +14,19 @@ def make(tmp_path, source, kernel=True):
         cell.metadata["tags"] = ["parameters"]
         cells.append(cell)
     path = tmp_path / "t.ipynb"
-    metadata = ({"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
-                if kernel else {})
+    metadata = (
+        {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+        if kernel
+        else {}
+    )
     nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=metadata), path)
     return path
 
 
 def test_types_come_from_annotations_or_default_literals(tmp_path):
-    path = make(tmp_path, 'sparsity = 0.9\nsteps: int = 10\nname = "x"\nflag = False\nanything = None')
+    path = make(
+        tmp_path, 'sparsity = 0.9\nsteps: int = 10\nname = "x"\nflag = False\nanything = None'
+    )
     validate("t", path, {"sparsity": 1, "steps": 3, "name": "y", "flag": True, "anything": [1]})
     for bad in ({"sparsity": "high"}, {"steps": 2.5}, {"steps": True}, {"flag": 1}, {"name": 3}):
         with pytest.raises(PathbookError, match="expects"):

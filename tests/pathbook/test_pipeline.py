@@ -41,14 +41,22 @@ def write_notebook(path: Path, name: str, other: str) -> None:
     cells.append(params)
     cells.append(nbformat.v4.new_code_cell(f"NAME, OTHER = {name!r}, {other!r}"))
     cells += [nbformat.v4.new_code_cell(code) for code in NOTEBOOK_CODE]
-    nb = nbformat.v4.new_notebook(cells=cells, metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = nbformat.v4.new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
     nbformat.write(nb, path)
 
 
 def set_profiles(root: Path, quick_a: dict | None = None, quick_b: dict | None = None) -> None:
-    spec = {"notebooks": {"a": {"quick": quick_a or {}, "full": {"n": 9}, "data": ["data.txt"]},
-                          "b": {"quick": quick_b or {}, "full": {}}}}
+    spec = {
+        "notebooks": {
+            "a": {"quick": quick_a or {}, "full": {"n": 9}, "data": ["data.txt"]},
+            "b": {"quick": quick_b or {}, "full": {}},
+        }
+    }
     (root / "notebooks" / "profiles.yml").write_text(yaml.safe_dump(spec))
 
 
@@ -134,10 +142,13 @@ def test_profile_switch_reruns_with_the_other_parameters(project, capsys):
     assert record["parameters"]["n"] == 9 and record["profile"] == "full"
 
 
-@pytest.mark.parametrize("bad, expected", [
-    ({"nn": 3}, ["'a'", "'nn'", "n (int, default 3)", "rendezvous"]),
-    ({"n": "three"}, ["'a'", "'n'", "expects int", "'three'"]),
-])
+@pytest.mark.parametrize(
+    "bad, expected",
+    [
+        ({"nn": 3}, ["'a'", "'nn'", "n (int, default 3)", "rendezvous"]),
+        ({"n": "three"}, ["'a'", "'n'", "expects int", "'three'"]),
+    ],
+)
 def test_bad_parameter_is_rejected_before_anything_runs(project, capsys, bad, expected):
     set_profiles(project, quick_a=bad)
     before = outputs(project)
@@ -166,7 +177,9 @@ def test_failing_notebook_keeps_previous_output_and_names_the_cell(project, caps
 def test_two_jobs_run_notebooks_side_by_side(project, tmp_path):
     meeting = tmp_path / "meeting"
     meeting.mkdir()
-    set_profiles(project, quick_a={"rendezvous": str(meeting)}, quick_b={"rendezvous": str(meeting)})
+    set_profiles(
+        project, quick_a={"rendezvous": str(meeting)}, quick_b={"rendezvous": str(meeting)}
+    )
     assert pathbook(project, "build", "--no-html", "-j", "2") == 0
     assert sorted(p.name for p in meeting.iterdir()) == ["a", "b"]
 

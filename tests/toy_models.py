@@ -1,4 +1,4 @@
-"""Small seeded float64 models and independent (hook-free) reference computations for the core tests.
+"""Small seeded float64 models and independent (hook-free) references for the core tests.
 
 The references never use ``pathlib_core``: masked networks are written out as explicit forward
 loops that multiply each ReLU output by its mask, and the selection rule is implemented by sorting.
@@ -88,7 +88,7 @@ def hand_taylor(
     acts: list[Tensor] = []
     logits = hand_forward(model, x, keep=acts)
     grads = torch.autograd.grad(logits.gather(1, target.view(-1, 1)).sum(), acts)
-    scores = [a.detach() * g for a, g in zip(acts, grads)]
+    scores = [a.detach() * g for a, g in zip(acts, grads, strict=False)]
     return [s.abs() for s in scores] if absolute else scores
 
 
