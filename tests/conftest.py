@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +33,14 @@ def mnist_model(mnist_cache_dir, monkeypatch):
 
     monkeypatch.setenv("PATHLIB_CORE_CACHE", str(mnist_cache_dir))
     return mnist_cnn(progress=False)
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny models run faster on one thread, and many small parallel operations crawl on a busy
+    machine; the previous setting is restored after the module. Modules that want it say
+    ``pytestmark = pytest.mark.usefixtures("single_thread")``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -9,19 +9,8 @@ from __future__ import annotations
 import itertools
 import math
 
-import pytest
 import torch
 from torch import Tensor, nn
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models run faster on one thread, and many small parallel operations crawl on a busy
-    machine; the previous setting is restored after the module."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def mlp(sizes: list[int], seed: int = 0) -> nn.Sequential:

@@ -1,4 +1,4 @@
-"""Every page of the built book in headless Chromium, with every request outside the book blocked."""
+"""Every page of the built book in headless Chromium, every request outside the book blocked."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ import pytest
 # The book theme reports this once on a first visit (no stored theme preference); it is harmless.
 BENIGN_CONSOLE = ("Got invalid theme mode",)
 SKIP_FOLDERS = {"_static", "_sources", "_downloads", "_images"}
+
+
+# every test here reads the book built once per session from a clean copy (minutes)
+pytestmark = pytest.mark.slow
 
 
 def chromium_path() -> str:

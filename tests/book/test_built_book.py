@@ -3,7 +3,12 @@
 import json
 import re
 
+import pytest
+
 from pathbook.project import load_project
+
+# every test here reads the book built once per session from a clean copy (minutes)
+pytestmark = pytest.mark.slow
 
 
 def test_every_chapter_has_a_page_with_its_figures_and_their_provenance(built_book):
