@@ -10,14 +10,15 @@ to the OS (``malloc_trim``), resets the kernel's peak-RSS counter (``/proc/self/
 runs the method once and reports the peak resident-set growth (VmHWM - VmRSS before). On CUDA:
 ``torch.cuda.max_memory_allocated`` growth.
 
-    python benchmarks/pathway_gradient.py                 # MNIST CNN (batch 64), Lite0 224 px (batch 4)
-    python benchmarks/pathway_gradient.py --quick         # smoke test, well under a minute
+    python benchmarks/pathway_gradient.py          # MNIST CNN (batch 64), Lite0 224 px (batch 4)
+    python benchmarks/pathway_gradient.py --quick  # smoke test, well under a minute
     python benchmarks/pathway_gradient.py --models mnist,lite0,resnet50 --device auto --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import os
@@ -212,10 +213,8 @@ def _memory_child(spec: str, device: torch.device) -> None:
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - before
     else:
-        try:
+        with contextlib.suppress(OSError):
             ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except OSError:
-            pass
         before = _status_kb("VmRSS")
         with open("/proc/self/clear_refs", "w") as handle:
             handle.write("5")  # reset VmHWM to the current RSS
@@ -241,7 +240,8 @@ def run_setting(args: argparse.Namespace, setting: Setting, device: torch.device
     pathway = PathwayGradient(model).attribute(x, target, sparsity=SPARSITY, return_pathway=True)[1]
     internal = ig_internal_batch(model, x)
     print(
-        f"\n== {setting.model}: batch {setting.batch}, {tuple(x.shape[1:])} inputs ({data}); {weights}"
+        f"\n== {setting.model}: batch {setting.batch}, {tuple(x.shape[1:])} inputs ({data}); "
+        f"{weights}"
     )
     print(
         f"   {len(pathway.sites)} sites, {pathway.n_neurons:,} neurons per sample, "

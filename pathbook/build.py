@@ -130,7 +130,8 @@ def run_notebooks(
 
 
 def build_html(project: Project) -> None:
-    """Jupyter Book 1 with warnings as errors and nitpicky references; execution is off in config."""
+    """Jupyter Book 1 with warnings as errors and nitpicky references; execution is off in
+    config."""
     missing = [c.name for c in project.chapters.values() if not project.output_of(c).exists()]
     if missing:
         raise PathbookError(f"cannot build the HTML: no output yet for {', '.join(missing)}.")

@@ -52,9 +52,10 @@ def own_work(
     namespace: dict[str, Any], forbid: Iterable[str] = (), use: Mapping[str, Any] | None = None
 ) -> Iterator[None]:
     """Within the body, each name in `forbid` (a function or class of `pathlib_core`, such as
-    "restrict" or "linearity.linearity_profile") raises `LibraryCallError` when called from `namespace` (the notebook's `globals()`), from
-    `pathlib_core` or from its defining module, and each name in `use` is bound in `namespace` to
-    the given object. Everything is restored on exit, also when the body raises."""
+    "restrict" or "linearity.linearity_profile") raises `LibraryCallError` when called from
+    `namespace` (the notebook's `globals()`), from `pathlib_core` or from its defining module, and
+    each name in `use` is bound in `namespace` to the given object. Everything is restored on exit,
+    also when the body raises."""
     saved: list[tuple[Any, str, Any, bool]] = []  # (holder, name, old value, was it a dict key)
 
     def replace(holder: Any, name: str, value: Any) -> None:

@@ -15,11 +15,11 @@ from typing import Any
 
 import nbformat
 
-from pathlib_core._cache import atomic_write
+from pathlib_core.cache import atomic_write
+from pathlib_core.plotting import CONTEXT_VARIABLE  # the variable save_figure reads
 
 from .project import Chapter, Project
 
-CONTEXT_VARIABLE = "PATHBOOK_CONTEXT"  # read by pathlib_core.plotting.save_figure
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a kernel's torch reads them at start
 
 

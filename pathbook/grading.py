@@ -221,7 +221,7 @@ def _without_stderr(cell: NotebookNode) -> NotebookNode:
     return kept
 
 
-def _score(question: Question, run: Run) -> tuple[float | str, str, str]:
+def score_question(question: Question, run: Run) -> tuple[float | str, str, str]:
     """(points, status, error) of one question in one run."""
     from nbgrader.utils import determine_grade
 
@@ -245,7 +245,7 @@ def score_rows(student: str, assignment: Assignment, run: Run) -> list[dict]:
     """One CSV row per question of `assignment`."""
     rows = []
     for question in assignment.questions:
-        points, status, error = _score(question, run)
+        points, status, error = score_question(question, run)
         rows.append(
             {
                 "student": student,

@@ -32,7 +32,8 @@ class Chapter:
         if profile not in self.profiles:
             raise PathbookError(
                 f"notebook {self.name!r} has no profile {profile!r} in {PROFILES_FILE}; "
-                f"it has {sorted(self.profiles)}. Add a '{profile}:' entry (empty means the defaults)."
+                f"it has {sorted(self.profiles)}. Add a '{profile}:' entry (empty means the "
+                "defaults)."
             )
         return dict(self.profiles[profile] or {})
 

@@ -16,7 +16,8 @@ import papermill
 
 
 def _locate_failure(source: Path, error: papermill.PapermillExecutionError) -> dict:
-    """Where the failing cell is in the source notebook (papermill's index counts injected cells)."""
+    """Where the failing cell is in the source notebook (papermill's index counts injected
+    cells)."""
     cells = nbformat.read(source, as_version=4).cells
     index = next((i for i, c in enumerate(cells) if c.source == error.source), None)
     first_line = next((ln for ln in error.source.splitlines() if ln.strip()), "")

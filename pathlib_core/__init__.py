@@ -10,10 +10,21 @@ Python's `pathlib`. Conventions follow Captum: inputs are batches, `target` is a
     maps = PathwayGradient(model).attribute(images[:8], target=labels[:8], sparsity=0.9)
 """
 
-from . import data, evaluation, explorer, linearity, methods, models, plotting, pruning, transfer
+from . import (
+    cache,
+    data,
+    evaluation,
+    explorer,
+    linearity,
+    methods,
+    models,
+    plotting,
+    pruning,
+    transfer,
+)
 from .attribution import InputSpecificPruning, PathwayGradient
 from .contribution import Contributions, neuron_contributions
-from .pathway import Pathway, restrict, select_pathway
+from .pathway import Pathway, restrict, select_pathway, whole_and_restricted
 from .sites import NotPiecewiseLinearWarning, Site, find_sites, site_hooks, site_modules
 
 __all__ = [
@@ -23,6 +34,7 @@ __all__ = [
     "Pathway",
     "PathwayGradient",
     "Site",
+    "cache",
     "data",
     "evaluation",
     "explorer",
@@ -38,4 +50,5 @@ __all__ = [
     "site_hooks",
     "site_modules",
     "transfer",
+    "whole_and_restricted",
 ]

@@ -17,7 +17,8 @@ Target = None | int | Sequence[int] | Tensor
 
 
 def check_module(model: object) -> nn.Module:
-    """Return ``model`` if it is a ``torch.nn.Module``; the neurons are found through its modules."""
+    """Return ``model`` if it is a ``torch.nn.Module``; the neurons are found through its
+    modules."""
     if not isinstance(model, nn.Module):
         raise TypeError(
             f"model must be a torch.nn.Module, got {type(model).__name__}; wrap a plain function "
@@ -54,8 +55,8 @@ def as_input_tuple(inputs: Inputs) -> tuple[tuple[Tensor, ...], bool]:
         where = f"inputs[{i}]" if is_tuple else "inputs"
         if not isinstance(tensor, Tensor):
             raise TypeError(
-                f"{where} must be a torch.Tensor (or a tuple of tensors), got {type(tensor).__name__}; "
-                "convert it with torch.as_tensor(...)."
+                f"{where} must be a torch.Tensor (or a tuple of tensors), got "
+                f"{type(tensor).__name__}; convert it with torch.as_tensor(...)."
             )
         if not tensor.is_floating_point():
             raise TypeError(

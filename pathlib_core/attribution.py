@@ -1,15 +1,16 @@
 """Attributions through the input's own pathway: the 2021 pathway gradient and the 2019
 input-specific pruning.
 
-``PathwayGradient`` (book/definitions.md, "The pathway gradient"; official ``Pruner.generate_saliency``): select the pathway from
-the unmasked network's neuron contributions, hold it fixed, and differentiate the target logit of
-the network restricted to it with respect to the input. Signed, input-shaped, not multiplied by
-the input. Cost: one forward + backward for the contributions and one through the masked network.
+``PathwayGradient`` (book/definitions.md, "The pathway gradient"; official
+``Pruner.generate_saliency``): select the pathway from the unmasked network's neuron contributions,
+hold it fixed, and differentiate the target logit of the network restricted to it with respect to
+the input. Signed, input-shaped, not multiplied by the input. Cost: one forward + backward for the
+contributions and one through the masked network.
 
-``InputSpecificPruning`` (Khakzar et al. 2019; book/definitions.md, "Input-specific pruning"): prune the network for each input to
-its most contributing neurons, then attribute either by the pruned network's gradient (the same
-map as ``PathwayGradient``) or by the input perturbation, within an L2 budget, that raises the
-pruned network's target logit most (projected gradient ascent).
+``InputSpecificPruning`` (Khakzar et al. 2019; book/definitions.md, "Input-specific pruning"): prune
+the network for each input to its most contributing neurons, then attribute either by the pruned
+network's gradient (the same map as ``PathwayGradient``) or by the input perturbation, within an L2
+budget, that raises the pruned network's target logit most (projected gradient ascent).
 """
 
 from __future__ import annotations
@@ -139,7 +140,9 @@ def restricted_input_gradient(
     with torch.enable_grad(), restrict(model, pathway):
         logits = check_logits(model(*leaves), leaves[0].shape[0])
     grads = target_gradients(logits, labels, leaves)
-    return tuple(torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=False))
+    return tuple(
+        torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=False)
+    )
 
 
 DIRECTIONS = ("increase", "decrease")
@@ -153,15 +156,16 @@ class InputSpecificPruning(GradientAttribution):
     (``sparsity`` of them removed, as ``PathwayGradient``). ``mode="gradient"`` returns that
     network's input gradient ("PruneGrad", equal to ``PathwayGradient``); ``mode="perturbation"``
     ("PrunePGD") returns the perturbation ``delta`` with ``||delta||_2 <= epsilon`` found by
-    ``n_iter`` steps of normalised L2 gradient ascent on the pruned network's target logit (or
-    descent, ``direction="decrease"``), projected back onto the ball after each step. The
+    ``n_pgd_steps`` steps of normalised L2 gradient ascent on the pruned network's target logit
+    (or descent, ``direction="decrease"``), projected back onto the ball after each step. The
     pathway is selected once, at the clean input, and held fixed while ``delta`` is sought.
 
     The 2019 abstract describes the two steps; the budget, step and iteration count are not
     known. The official code's remnant called its PGD with ``epsilon=500, alpha=25, num_iter=50``
-    (book/definitions.md, "Input-specific pruning"): a step of ``epsilon / 20`` and a path of 2.5 budgets, the ratio that
-    ``step_size=None`` reproduces for any ``n_iter`` (``2.5 * epsilon / n_iter``). ``epsilon`` is
-    an absolute L2 norm over all input values of a sample, so choose it for your input scale.
+    (book/definitions.md, "Input-specific pruning"): a step of ``epsilon / 20`` and a path of 2.5
+    budgets, the ratio that ``step_size=None`` reproduces for any ``n_pgd_steps``
+    (``2.5 * epsilon / n_pgd_steps``). ``epsilon`` is an absolute L2 norm over all input values
+    of a sample, so choose it for your input scale.
     For a budget inside the pathway's linear region the result is ``epsilon`` times the
     normalised pruned-network gradient.
     """
@@ -185,7 +189,7 @@ class InputSpecificPruning(GradientAttribution):
         mode: str = "perturbation",
         epsilon: float = 1.0,
         step_size: float | None = None,
-        n_iter: int = 20,
+        n_pgd_steps: int = 20,
         direction: str = "increase",
         contribution: str = "taylor",
         scope: str = "global",
@@ -200,9 +204,11 @@ class InputSpecificPruning(GradientAttribution):
         check_choice(mode, "mode", ("gradient", "perturbation"))
         check_choice(direction, "direction", DIRECTIONS)
         epsilon = _positive_float(epsilon, "epsilon")
-        n_iter = check_positive_int(n_iter, "n_iter")
+        n_pgd_steps = check_positive_int(n_pgd_steps, "n_pgd_steps")
         step = (
-            2.5 * epsilon / n_iter if step_size is None else _positive_float(step_size, "step_size")
+            2.5 * epsilon / n_pgd_steps
+            if step_size is None
+            else _positive_float(step_size, "step_size")
         )
         tensors, is_tuple = as_input_tuple(inputs)
         (pathway,), labels = _input_pathways(
@@ -213,7 +219,7 @@ class InputSpecificPruning(GradientAttribution):
         else:
             sign = 1.0 if direction == "increase" else -1.0
             result = _projected_ascent(
-                self.model, tensors, labels, pathway, epsilon, step, n_iter, sign
+                self.model, tensors, labels, pathway, epsilon, step, n_pgd_steps, sign
             )
         attributions = result if is_tuple else result[0]
         return (attributions, pathway) if return_pathway else attributions
@@ -236,13 +242,13 @@ def _projected_ascent(
     pathway: Pathway,
     epsilon: float,
     step: float,
-    n_iter: int,
+    n_pgd_steps: int,
     sign: float,
 ) -> tuple[Tensor, ...]:
     """L2 PGD on the restricted network's target logit, each sample with its own ``delta``."""
     clean = tuple(t.detach() for t in tensors)
     delta = tuple(torch.zeros_like(t) for t in clean)
-    for _ in range(n_iter):
+    for _ in range(n_pgd_steps):
         moved = tuple(x + d for x, d in zip(clean, delta, strict=False))
         grads = restricted_input_gradient(model, moved, labels, pathway)
         norm = _per_sample_norm(grads)

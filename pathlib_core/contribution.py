@@ -67,8 +67,9 @@ def neuron_contributions(
     ``target`` follows Captum (an int, a list or a 1-D tensor of length B); ``None`` takes each
     sample's predicted class. ``method="integrated"`` integrates with the trapezoid rule on the
     ``n_steps + 1`` points ``alpha_k = k / n_steps`` (the official code increments alpha
-    cumulatively, 0, 0.1, 0.3, 0.6, ..., 5.5, a slip we do not copy; book/definitions.md, "Where we differ from the official code"). ``absolute``
-    takes ``|.|`` as the official code does; ``False`` keeps the sign.
+    cumulatively, 0, 0.1, 0.3, 0.6, ..., 5.5, a slip we do not copy; book/definitions.md, "Where we
+    differ from the official code"). ``absolute`` takes ``|.|`` as the official code does; ``False``
+    keeps the sign.
     """
     check_module(model)
     return contributions_at(
@@ -99,7 +100,7 @@ def contributions_at(
     )
 
 
-def _forward_capturing(
+def forward_capturing(
     model: nn.Module,
     tensors: tuple[Tensor, ...],
     modules: dict[str, nn.Module],
@@ -154,8 +155,9 @@ def _check_finite(logits: Tensor) -> None:
     bad = (~torch.isfinite(logits.detach())).any(dim=1)
     if bool(bad.any()):
         raise ValueError(
-            f"the model's logits are NaN or infinite for samples {bad.nonzero().flatten().tolist()}; "
-            "check those inputs (and their preprocessing) before computing contributions."
+            "the model's logits are NaN or infinite for samples "
+            f"{bad.nonzero().flatten().tolist()}; check those inputs (and their preprocessing) "
+            "before computing contributions."
         )
 
 
@@ -197,7 +199,7 @@ def _reusable(grads: Sequence[Tensor | None], acts: Sequence[Tensor]) -> list[bo
 
 
 def _taylor(model, tensors, target, modules, absolute: bool) -> Contributions:
-    logits, acts = _forward_capturing(model, tensors, modules)
+    logits, acts = forward_capturing(model, tensors, modules)
     labels = resolve_target(target, logits)
     grads = target_gradients(logits, labels, list(acts.values()))
     reuse = _reusable(grads, list(acts.values()))
@@ -212,7 +214,7 @@ _CHUNK_VALUES = 4e6  # input values per batched pass of the integrated contribut
 
 
 def _integrated(model, tensors, target, modules, n_steps: int, absolute: bool) -> Contributions:
-    logits, acts = _forward_capturing(model, tensors, modules, with_grad=False)
+    logits, acts = forward_capturing(model, tensors, modules, with_grad=False)
     labels = resolve_target(target, logits)
     # all steps of a chunk of samples run as one batch; chunks keep that batch near 4 million
     # input values (all of MNIST's digits at once, two photos at 224 px) so activations fit

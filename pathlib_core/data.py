@@ -5,7 +5,8 @@
   split (book/definitions.md, "Models and data").
 - Photos: colour photographs bundled with scikit-image, scikit-learn and matplotlib, read from the
   installed packages (never downloaded), resized and normalised as ``efficientnet_lite0()`` expects
-  (book/definitions.md, "Models and data"; timm's ``tf_efficientnet_lite0`` config: mean = std = 0.5).
+  (book/definitions.md, "Models and data"; timm's ``tf_efficientnet_lite0`` config: mean = std =
+  0.5).
 - ImageNet class names from torchvision's weight metadata (no download).
 """
 
@@ -230,7 +231,8 @@ def photo(name: str, size: int = PHOTO_SIZE) -> torch.Tensor:
 
 
 def photos(names: Sequence[str] | None = None, size: int = PHOTO_SIZE) -> torch.Tensor:
-    """Several photographs as one ``(B, 3, size, size)`` batch (default: all of ``photo_names()``)."""
+    """Several photographs as one ``(B, 3, size, size)`` batch (default: all of
+    ``photo_names()``)."""
     if isinstance(names, str):
         raise TypeError("photos() takes a list of names; for one photo call photo(name).")
     names = photo_names() if names is None else list(names)

@@ -34,7 +34,8 @@ from .pathway import Pathway, select_pathway
 from .pruning import learned_gates
 
 PATHWAY_GRADIENT = "PathwayGradient"
-"""The paper's method; its contribution kind picks the selection criterion (book/definitions.md, "Neuron contributions")."""
+"""The paper's method; its contribution kind picks the selection criterion (book/definitions.md,
+"Neuron contributions")."""
 PAPER_NAMES = {"taylor": "NeuronMCT", "integrated": "NeuronIntGrad"}
 """The paper's name of the pathway gradient with each contribution kind."""
 PATHWAY_METHODS = (PATHWAY_GRADIENT, "DGR")
@@ -311,7 +312,7 @@ class Explorer:
             subject.model,
             subject.inputs.to(_device(subject.model)),
             init=options["init"],
-            steps=options["steps"],
+            n_steps=options["n_steps"],
             seed=options["seed"],
             progress=False,
         )

@@ -1,10 +1,11 @@
 """Local linearity of a network restricted to a pathway (Khakzar et al., 2021, second claim).
 
 The paper proves that contribution pathways are locally linear in an L2 ball; the statement is not
-available to us, so we measure the precise version stated and proved in book/definitions.md ("Local linearity"). A ReLU network
-restricted to a pathway is affine on the set of inputs where no kept neuron changes state (and no
-max-pooling window changes its winner). On that set every kept pre-activation ``z_i`` is affine
-in the input, so the set is a polytope and the largest L2 ball around ``x`` inside it has radius
+available to us, so we measure the precise version stated and proved in book/definitions.md ("Local
+linearity"). A ReLU network restricted to a pathway is affine on the set of inputs where no kept
+neuron changes state (and no max-pooling window changes its winner). On that set every kept
+pre-activation ``z_i`` is affine in the input, so the set is a polytope and the largest L2 ball
+around ``x`` inside it has radius
 
     r(x) = min_i dist_i / ||grad_x z_i||,
 
@@ -76,7 +77,8 @@ class LinearRadius:
 
     Max-pooling matters: where two inputs of a window tie (a constant background gives equal
     values at neighbouring positions), the pooled output is at a kink and ``radius`` is 0.
-    ``neuron_radius`` is the radius of the neuron kinks alone (the paper's setting; book/definitions.md, "Local linearity").
+    ``neuron_radius`` is the radius of the neuron kinks alone (the paper's setting;
+    book/definitions.md, "Local linearity").
     """
 
     radius: Tensor
@@ -133,13 +135,14 @@ def linear_radius(
             )
     masks = None if pathway is None else pathway.masks
     tracker = _ConstraintTracker(modules)
-    with torch.no_grad():  # the pattern at x: one masked forward pass of the whole batch
-        with (
-            tracker.recording(model),
-            _NoHiddenNonlinearity(model),
-            _maybe_restrict(model, pathway),
-        ):
-            model(x.detach().clone())  # a copy: an in-place first layer must not write into x
+    # the pattern at x: one masked forward pass of the whole batch
+    with (
+        torch.no_grad(),
+        tracker.recording(model),
+        _NoHiddenNonlinearity(model),
+        _maybe_restrict(model, pathway),
+    ):
+        model(x.detach().clone())  # a copy: an in-place first layer must not write into x
     linear_part = _linear_part_parameters(model)
     directions = x[0].numel()
     per_sample = []
@@ -232,7 +235,53 @@ def _pair(value: int | tuple[int, ...]) -> tuple[int, ...]:
 
 # Functions that are not affine; called outside a site or pooling module they would be missed.
 _NONLINEAR_NAMES = frozenset(
-    ["relu", "relu_", "relu6", "hardtanh", "hardtanh_", "threshold", "threshold_", "clamp", "clamp_", "clip", "clip_", "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices", "adaptive_max_pool1d", "adaptive_max_pool2d", "maximum", "minimum", "max", "min", "amax", "amin", "abs", "abs_", "where", "sign", "gelu", "silu", "mish", "sigmoid", "tanh", "softmax", "log_softmax", "elu", "selu", "celu", "leaky_relu", "hardswish", "hardsigmoid", "softplus", "round", "floor", "ceil"]
+    [
+        "relu",
+        "relu_",
+        "relu6",
+        "hardtanh",
+        "hardtanh_",
+        "threshold",
+        "threshold_",
+        "clamp",
+        "clamp_",
+        "clip",
+        "clip_",
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool3d",
+        "max_pool1d_with_indices",
+        "max_pool2d_with_indices",
+        "adaptive_max_pool1d",
+        "adaptive_max_pool2d",
+        "maximum",
+        "minimum",
+        "max",
+        "min",
+        "amax",
+        "amin",
+        "abs",
+        "abs_",
+        "where",
+        "sign",
+        "gelu",
+        "silu",
+        "mish",
+        "sigmoid",
+        "tanh",
+        "softmax",
+        "log_softmax",
+        "elu",
+        "selu",
+        "celu",
+        "leaky_relu",
+        "hardswish",
+        "hardsigmoid",
+        "softplus",
+        "round",
+        "floor",
+        "ceil",
+    ]
 )
 
 
@@ -493,7 +542,7 @@ def linearity_profile(
         for rows in torch.arange(batch * count, device=x.device).split(batch_size):
             owner = repeat[rows]  # the input each perturbed row belongs to
             moved = x.double()[owner] + r * moves[rows]
-            chunk = Pathway._from_gates({n: g[owner] for n, g in gates.items()}, pathway.settings)
+            chunk = Pathway.from_gates({n: g[owner] for n, g in gates.items()}, pathway.settings)
             v, states = _restricted(model, moved.to(x.dtype), chunk, labels[owner], modules)
             value.append(v)
             changed.append(

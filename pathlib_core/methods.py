@@ -1,4 +1,5 @@
-"""One registry of attribution methods, used by every chapter (book/definitions.md, "Methods compared").
+"""One registry of attribution methods, used by every chapter (book/definitions.md, "Methods
+compared").
 
 ``methods.get(name, **options)`` returns an ``AttributionFn``: ``fn(model, inputs, target)`` ->
 input-shaped maps ``(B, C, H, W)``, signed, not post-processed. The baselines are Captum's own
@@ -145,7 +146,7 @@ def common_options(
         "NeuronIntGrad": {"sparsity": sparsity},
         "DGR": {
             "sparsity": sparsity,
-            "steps": dgr_steps,
+            "n_steps": dgr_steps,
             "seed": seed,
             "gate_chunk": dgr_gate_chunk,
         },
@@ -322,7 +323,7 @@ def _pathway_gradient(contribution: str, sparsity: float, n_steps: int) -> Attri
 
 
 def _learned_pathway_gradient(
-    sparsity: float, steps: int, init: str, seed: int, gate_chunk: int | None
+    sparsity: float, n_steps: int, init: str, seed: int, gate_chunk: int | None
 ) -> AttributionFn:
     """The gradient through the pruning objective's pathway (``pruning.learned_pathway``) at the
     same sparsity: PathwayGradient with DGR in place of the contribution criterion. With
@@ -333,7 +334,7 @@ def _learned_pathway_gradient(
     wanted = check_sparsity(sparsity)
     settings = {
         "init": check_choice(init, "DGR init", INITS),
-        "steps": check_positive_int(steps, "DGR steps"),
+        "n_steps": check_positive_int(n_steps, "DGR n_steps"),
         "seed": seed,
         "progress": False,
     }
@@ -427,6 +428,6 @@ register(
         "pathway",
         None,
         "gradient through the pruning objective's pathway",
-        {"sparsity": 0.9, "steps": 300, "init": "ones", "seed": 0, "gate_chunk": None},
+        {"sparsity": 0.9, "n_steps": 300, "init": "ones", "seed": 0, "gate_chunk": None},
     )
 )

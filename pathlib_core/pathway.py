@@ -1,18 +1,18 @@
 """Pathways: per-sample boolean masks over the neurons, their selection, and running through them.
 
-Selection (book/definitions.md, "Selecting a pathway"): per sample, one ranking of the contributions of all sites together
-(``scope="global"``, the official code's single percentile over all layers) or of each site on its
-own (``scope="site"``). ``sparsity`` is the fraction removed. With ``n`` neurons ranked,
-``r = ceil(sparsity * n)`` are to be removed: the threshold ``t`` is the ``r``-th smallest score and
-a neuron is kept iff ``score > t`` and ``score != 0``. Ties at the threshold are therefore all
-removed, as the official ``score <= thr``, and neurons with zero contribution (dead units) are
+Selection (book/definitions.md, "Selecting a pathway"): per sample, one ranking of the contributions
+of all sites together (``scope="global"``, the official code's single percentile over all layers) or
+of each site on its own (``scope="site"``). ``sparsity`` is the fraction removed. With ``n`` neurons
+ranked, ``r = ceil(sparsity * n)`` are to be removed: the threshold ``t`` is the ``r``-th smallest
+score and a neuron is kept iff ``score > t`` and ``score != 0``. Ties at the threshold are therefore
+all removed, as the official ``score <= thr``, and neurons with zero contribution (dead units) are
 always removed when ``sparsity > 0``; so the kept fraction is at most ``1 - sparsity``, never more,
 and ``Pathway.sparsity`` reports the fraction actually removed. ``sparsity = 0`` keeps every neuron.
 Signed contributions are ranked by value, so negative ones go first.
 
-Imposing (book/definitions.md, "Imposing a pathway"): under ``restrict(model, pathway)`` every site's output is multiplied by
-its mask in a forward hook, so removed neurons output zero and every later layer recomputes from
-there; biases are untouched.
+Imposing (book/definitions.md, "Imposing a pathway"): under ``restrict(model, pathway)`` every
+site's output is multiplied by its mask in a forward hook, so removed neurons output zero and every
+later layer recomputes from there; biases are untouched.
 
 Speed. EfficientNet-Lite0 has about 6 million neurons per image, so the selection must be linear
 and lean: the threshold is found by a Floyd-Rivest style bracket (``_threshold_and_gates``) in a
@@ -31,7 +31,15 @@ from types import MappingProxyType
 import torch
 from torch import Tensor, nn
 
-from ._validation import check_choice, check_module, check_sparsity
+from ._validation import (
+    Inputs,
+    as_input_tuple,
+    check_choice,
+    check_eval_mode,
+    check_logits,
+    check_module,
+    check_sparsity,
+)
 from .sites import module_of_site, site_hooks, site_modules
 
 SCOPES = ("global", "site")
@@ -55,7 +63,7 @@ class Pathway:
         self.settings: dict[str, object] = dict(settings or {})
 
     @classmethod
-    def _from_gates(cls, gates: Mapping[str, Tensor], settings: Mapping[str, object]) -> Pathway:
+    def from_gates(cls, gates: Mapping[str, Tensor], settings: Mapping[str, object]) -> Pathway:
         """A pathway from 0.0/1.0 float tensors, as the selection computes them."""
         _check_masks(gates, bool_only=False)
         pathway = cls.__new__(cls)
@@ -128,13 +136,31 @@ class Pathway:
         }
 
     def iou(self, other: Pathway, by_site: bool = False) -> Tensor | dict[str, Tensor]:
-        """Intersection over union (Jaccard) with ``other``, per sample; per site if ``by_site``.
+        """Intersection over union (Jaccard) with ``other``, sample ``i`` with sample ``i``
+        (float64, length B); per site if ``by_site``. Two empty masks have IoU 1 (they agree).
+        The one IoU of the library, as the official ``path_analysis.py``; ``pairwise_iou``
+        compares every sample with every other by the same computation."""
+        inter, union = self._overlap(other, pairwise=False)
+        if by_site:
+            return {name: _ratio(inter[name], union[name]) for name in inter}
+        return _ratio(sum(inter.values()), sum(union.values()))
 
-        Two empty masks have IoU 1 (they agree).
-        """
+    def pairwise_iou(self, other: Pathway | None = None) -> Tensor:
+        """The IoU of sample ``i`` of this pathway with sample ``j`` of ``other`` (default: this
+        pathway), a ``(B, B_other)`` float64 matrix on the CPU; with one pathway it is symmetric
+        with 1 on the diagonal. The same computation as ``iou``, vectorised: the intersections
+        are the matrix product of the kept sets as 0/1 rows, site by site; no loop over pairs."""
+        inter, union = self._overlap(self if other is None else other, pairwise=True)
+        return _ratio(sum(inter.values()), sum(union.values())).cpu()
+
+    def _overlap(
+        self, other: Pathway, pairwise: bool
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Per site, the kept neurons in both pathways and in either (float64 counts): per
+        sample (``pairwise=False``, equal batches) or for every pair of samples."""
         if not isinstance(other, Pathway):
             raise TypeError(f"iou compares two Pathways, got {type(other).__name__}.")
-        if other.sites != self.sites or other.batch_size != self.batch_size:
+        if other.sites != self.sites or (not pairwise and other.batch_size != self.batch_size):
             raise ValueError(
                 "iou needs pathways over the same sites and samples; these differ "
                 f"({len(self.sites)} vs {len(other.sites)} sites, batch {self.batch_size} vs "
@@ -143,11 +169,19 @@ class Pathway:
         inter, union = {}, {}
         for name, gate in self._primary.items():
             theirs = other._primary[name].to(gate.device)
-            inter[name] = _row_sums(gate * theirs)
-            union[name] = _row_sums(gate) + _row_sums(theirs) - inter[name]
-        if by_site:
-            return {name: _ratio(inter[name], union[name]) for name in inter}
-        return _ratio(sum(inter.values()), sum(union.values()))
+            mine_kept, their_kept = _row_sums(gate), _row_sums(theirs)
+            if pairwise:
+                # 0/1 products summed in float32 are exact integers up to 2^24 neurons per site
+                dtype = torch.promote_types(
+                    torch.promote_types(gate.dtype, theirs.dtype), torch.float32
+                )
+                rows, other_rows = gate.reshape(len(gate), -1), theirs.reshape(len(theirs), -1)
+                inter[name] = (rows.to(dtype) @ other_rows.to(dtype).T).double()
+                union[name] = mine_kept.unsqueeze(1) + their_kept.unsqueeze(0) - inter[name]
+            else:
+                inter[name] = _row_sums(gate * theirs)
+                union[name] = mine_kept + their_kept - inter[name]
+        return inter, union
 
     @staticmethod
     def cat(pathways: Sequence[Pathway]) -> Pathway:
@@ -200,7 +234,8 @@ def _ratio(inter: Tensor, union: Tensor) -> Tensor:
 
 
 def removed_count(sparsity: float, n: int) -> int:
-    """``ceil(sparsity * n)``, robust to float round-off (0.9 * 10 is 9, not 10)."""
+    """``ceil(sparsity * n)``, robust to float round-off (``0.07 * 100`` is ``7.000000000000001``,
+    which must remove 7 neurons, not 8)."""
     return min(n, max(0, math.ceil(sparsity * n - 1e-6)))
 
 
@@ -219,11 +254,13 @@ def select_pathway(
     groups = [list(rows)] if scope == "global" else [[name] for name in rows]
     gates: dict[str, Tensor] = {}
     for group in groups:
-        for name, gate in zip(group, _gates([rows[name] for name in group], sparsity), strict=False):
+        for name, gate in zip(
+            group, _gates([rows[name] for name in group], sparsity), strict=False
+        ):
             gates[name] = gate.view(contributions[name].shape)
     settings = dict(getattr(contributions, "settings", {}))
     settings.update(sparsity=sparsity, scope=scope)
-    return Pathway._from_gates(gates, settings)
+    return Pathway.from_gates(gates, settings)
 
 
 def _as_rows(contributions: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -487,3 +524,22 @@ def restrict(model: nn.Module, pathway: Pathway) -> Iterator[Pathway]:
 
     with site_hooks(model, apply_mask, modules, after_forward=check_all_ran):
         yield pathway
+
+
+def whole_and_restricted(
+    model: nn.Module, inputs: Inputs, pathway: Pathway
+) -> tuple[Tensor, Tensor]:
+    """The logits of the whole network and of the network restricted to ``pathway`` (one pathway
+    per sample of ``inputs``), from two forward passes without gradients; the model is left as it
+    was (eval mode required). The one comparison behind the measures of how well a pathway
+    stands for its network (``pruning.output_preservation``, ``transfer.faithfulness``,
+    ``transfer.transfer_accuracy``)."""
+    check_module(model)
+    check_eval_mode(model)
+    tensors, _ = as_input_tuple(inputs)
+    batch = tensors[0].shape[0]
+    with torch.no_grad():
+        whole = check_logits(model(*tensors), batch)
+        with restrict(model, pathway):
+            restricted = check_logits(model(*tensors), batch)
+    return whole, restricted

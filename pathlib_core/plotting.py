@@ -9,6 +9,7 @@ package versions, date). Under `pathbook build` the notebook's kernel receives t
 
 from __future__ import annotations
 
+import contextlib
 import html
 import importlib.metadata
 import io
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._cache import atomic_write
+from .cache import atomic_write
 
 CONTEXT_VARIABLE = "PATHBOOK_CONTEXT"
 FIGURE_DIR_VARIABLE = "PATHLIB_CORE_FIGURES"
@@ -39,10 +40,8 @@ def _context() -> dict[str, Any]:
 def _versions() -> dict[str, str]:
     found = {}
     for name in _VERSIONED:
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     return found
 
 
@@ -229,9 +228,9 @@ def image_grid(
 
 def saliency_to_display(maps: Any, cap_percentile: float | None = None) -> np.ndarray:
     """Attributions ``(N, C, H, W)`` (or ``(N, H, W)``) as ``(N, H, W)`` images in [0, 1], the
-    official display (book/definitions.md, "The pathway gradient"; ``Plot_tools.max_regarding_to_abs``): per pixel the channel
-    value of largest magnitude, sign kept, then ``|.|`` divided by each map's maximum (an all-zero
-    map stays zero).
+    official display (book/definitions.md, "The pathway gradient"): per pixel the channel value of
+    largest magnitude, sign kept, then ``|.|`` divided by each map's maximum (an all-zero map stays
+    zero).
 
     With ``cap_percentile`` (e.g. :data:`CAP_PERCENTILE`) each map is divided instead by that
     percentile of its non-zero magnitudes and capped at 1, as SmoothGrad's figures cap at the 99th
@@ -276,6 +275,51 @@ def saliency_to_display(maps: Any, cap_percentile: float | None = None) -> np.nd
 CAP_PERCENTILE = 99.0
 """The percentile of a map's non-zero magnitudes at which the book's figures cap their colour
 scale (:func:`saliency_to_display`; SmoothGrad's display)."""
+
+
+def map_rgb(maps: Any, cap_percentile: float | None = CAP_PERCENTILE) -> np.ndarray:
+    """The first map of ``maps`` (``(N, C, H, W)``) as an ``(H, W, 3)`` picture in the inferno
+    colours, as the book shows maps: :func:`saliency_to_display` capped at ``cap_percentile``."""
+    import matplotlib.pyplot as plt
+
+    return plt.cm.inferno(saliency_to_display(maps, cap_percentile=cap_percentile)[0])[..., :3]
+
+
+def map_grid(
+    pictures: Sequence[Any],
+    maps: Sequence[Sequence[Any]],
+    titles: Sequence[str] = (),
+    size: float = 1.2,
+):
+    """A grid with one row per input: the input's picture (``(H, W)`` grey or ``(H, W, 3)``),
+    then its maps (each ``(1, C, H, W)``, drawn by :func:`map_rgb`). ``titles`` name the panels
+    row by row; panels past the end stay untitled (give one row's titles to head the columns).
+    Rows of smaller pictures are enlarged by a whole factor to the largest, so digits and photos
+    can share a grid."""
+    import matplotlib.pyplot as plt
+
+    if len(pictures) == 0 or len(pictures) != len(maps):
+        raise ValueError(
+            f"need one row of maps per picture and at least one picture; got {len(pictures)} "
+            f"pictures and {len(maps)} rows of maps."
+        )
+    ncols = 1 + len(maps[0])
+    if any(1 + len(row) != ncols for row in maps):
+        raise ValueError("every row must hold as many maps; pad a shorter row or split the grid.")
+    images = []
+    for picture, row in zip(pictures, maps, strict=True):
+        picture = np.asarray(picture)
+        images.append(picture if picture.ndim == 3 else plt.cm.gray(picture)[..., :3])
+        images.extend(map_rgb(m) for m in row)
+    largest = max(im.shape[0] for im in images)
+    images = [
+        np.kron(im, np.ones((largest // im.shape[0], largest // im.shape[0], 1)))
+        if im.shape[0] < largest
+        else im
+        for im in images
+    ]
+    titles = list(titles)[: len(images)] + [""] * max(0, len(images) - len(titles))
+    return image_grid(np.stack(images), titles=titles, ncols=ncols, size=size)
 
 
 # matplotlib's JavaScript player draws its buttons with Font Awesome 4.4 from a CDN; the book

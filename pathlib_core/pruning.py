@@ -3,16 +3,19 @@
 The paper's first claim is that the *pruning objective* (keep the smallest set of neurons for which
 the output stays the same; CDRP, Wang et al. 2018) does not find the neurons that carry the input's
 critical information, while ranking neurons by their contribution does. This module provides the
-competitors of ``select_pathway`` as the official code builds them (book/definitions.md, "The pruning objective"):
+competitors of ``select_pathway`` as the official code builds them (book/definitions.md, "The
+pruning objective"):
 
-- ``learned_pathway`` / ``learned_gates``: per-element gates on every site learned by the pruning objective ("DGR",
-  CDRP as the official ``cdrp/main.py`` and ``main2.py`` re-implement it), then binarised;
+- ``learned_pathway`` / ``learned_gates``: per-element gates on every site learned by the pruning
+  objective ("DGR", CDRP as the official ``cdrp/main.py`` and ``main2.py`` re-implement it), then
+  binarised;
 - ``greedy_pathway`` / ``greedy_pathways``: iterative Taylor pruning (``Pruner.prune_greedy``);
 - ``random_pathway``: the same fraction removed at random in every site (``Pruner.prune_random``);
 - ``active_pathway``: every neuron with a positive activation (the "active sub-network");
 
-and the measures of the analysis (``path_analysis.py``): ``dead_fraction``, ``jaccard``,
-``output_preservation``, and ``decode_pathway`` (what input a pathway encodes; ``path_decoding.py``).
+and the measures of the analysis (``path_analysis.py``): ``dead_fraction``,
+``output_preservation``, and ``decode_pathway`` (what input a pathway encodes;
+``path_decoding.py``); the overlap of two pathways is ``Pathway.iou``.
 Every function takes a batch; each sample has its own pathway.
 """
 
@@ -39,8 +42,15 @@ from ._validation import (
     check_sparsity,
     resolve_target,
 )
-from .contribution import Contributions, _forward_capturing, contributions_at
-from .pathway import Pathway, kth_smallest, removed_count, restrict, select_pathway
+from .contribution import Contributions, contributions_at, forward_capturing
+from .pathway import (
+    Pathway,
+    kth_smallest,
+    removed_count,
+    restrict,
+    select_pathway,
+    whole_and_restricted,
+)
 from .sites import SiteSpec, site_hooks, site_modules
 
 INITS = ("ones", "uniform")
@@ -56,7 +66,7 @@ def site_activations(model: nn.Module, inputs: Inputs, sites: SiteSpec = None) -
     check_module(model)
     check_eval_mode(model)
     tensors, _ = as_input_tuple(inputs)
-    _, acts = _forward_capturing(model, tensors, site_modules(model, sites), with_grad=False)
+    _, acts = forward_capturing(model, tensors, site_modules(model, sites), with_grad=False)
     return {name: act.detach() for name, act in acts.items()}
 
 
@@ -98,16 +108,16 @@ def greedy_pathway(
     inputs: Inputs,
     sparsity: float,
     target: Target = None,
-    step: float = 0.01,
+    step_size: float = 0.01,
     variant: str = "official",
     sites: SiteSpec = None,
     progress: bool = True,
 ) -> Pathway:
-    """Iterative Taylor pruning: remove neurons in rounds of ``step``, recomputing the Taylor
+    """Iterative Taylor pruning: remove neurons in rounds of ``step_size``, recomputing the Taylor
     contributions through the pathway left after each round (official ``Pruner.prune_greedy``).
 
     ``variant="clean"``: round ``j`` keeps the neurons that ``select_pathway`` keeps at sparsity
-    ``j * step`` from the contributions through the current pathway; removed neurons have zero
+    ``j * step_size`` from the contributions through the current pathway; removed neurons have zero
     contribution, so they stay removed, and the last round reaches ``sparsity``.
 
     ``variant="official"`` (default, what the paper's figures used) reproduces the official
@@ -117,11 +127,12 @@ def greedy_pathway(
     dead neurons and the neurons removed in the previous round return to the pathway. The result
     keeps many more neurons than ``1 - sparsity`` (``Pathway.sparsity`` reports how many) and is
     full of dead neurons. The official loop also runs a round at percentile 0 (removing the
-    neuron(s) with the smallest positive score) and stops one step early (its last percentile is
-    ``(iterations - 1) * step``); here the rounds are at ``step, 2 step, ..., sparsity``.
+    neuron(s) with the smallest positive score) and stops one round early (its last percentile
+    is ``(iterations - 1) * step_size``); here the rounds are at ``step_size, 2 step_size, ...,
+    sparsity``.
     For several sparsities, ``greedy_pathways`` shares the rounds they have in common.
     """
-    return greedy_pathways(model, inputs, [sparsity], target, step, variant, sites, progress)[
+    return greedy_pathways(model, inputs, [sparsity], target, step_size, variant, sites, progress)[
         check_sparsity(sparsity)
     ]
 
@@ -131,39 +142,41 @@ def greedy_pathways(
     inputs: Inputs,
     sparsities: Sequence[float],
     target: Target = None,
-    step: float = 0.01,
+    step_size: float = 0.01,
     variant: str = "official",
     sites: SiteSpec = None,
     progress: bool = True,
 ) -> dict[float, Pathway]:
     """``greedy_pathway`` at each of ``sparsities`` (sparsity -> pathway), the same pathways as
-    separate calls. The rounds of a sparsity that is a multiple of ``step`` are the first rounds
-    of every larger one, so those sparsities are read off one run as it passes them (sparsities
-    0.5, 0.7, ..., 0.99 at step 0.01: 99 rounds instead of 581)."""
+    separate calls. The rounds of a sparsity that is a multiple of ``step_size`` are the first
+    rounds of every larger one, so those sparsities are read off one run as it passes them
+    (sparsities 0.5, 0.7, ..., 0.99 at step size 0.01: 99 rounds instead of 581)."""
     check_module(model)
     wanted = sorted({check_sparsity(s) for s in sparsities})
     if not wanted:
         raise ValueError("sparsities is empty; pass at least one fraction in [0, 1), e.g. [0.9].")
     check_choice(variant, "greedy variant", GREEDY_VARIANTS)
-    if isinstance(step, bool) or not (isinstance(step, (int, float)) and 0 < step < 1):
-        raise ValueError(f"step must be a fraction in (0, 1), e.g. 0.01; got {step!r}.")
+    if isinstance(step_size, bool) or not (
+        isinstance(step_size, (int, float)) and 0 < step_size < 1
+    ):
+        raise ValueError(f"step_size must be a fraction in (0, 1), e.g. 0.01; got {step_size!r}.")
     modules = site_modules(model, sites)
     tensors, _ = as_input_tuple(inputs)
     first = contributions_at(model, tensors, target, "taylor", modules)
     labels = first.targets
     result: dict[float, Pathway] = {}
-    for run in _greedy_runs(wanted, step):
+    for run in _greedy_runs(wanted, step_size):
         scores = first
         last = max(run)
         for j in tqdm(range(1, last + 1), desc="greedy pruning", disable=not progress):
-            fraction = run.get(j, j * step)
+            fraction = run.get(j, j * step_size)
             if variant == "clean":
                 pathway = select_pathway(scores, fraction)
             else:
                 pathway = _official_greedy_round(scores, fraction)
             if j in run:
                 pathway.settings.update(
-                    method="greedy", variant=variant, sparsity=run[j], step=step
+                    method="greedy", variant=variant, sparsity=run[j], step_size=step_size
                 )
                 result[run[j]] = pathway
             if j < last:
@@ -172,19 +185,20 @@ def greedy_pathways(
     return {s: result[s] for s in wanted}
 
 
-def _greedy_runs(wanted: Sequence[float], step: float) -> list[dict[int, float]]:
+def _greedy_runs(wanted: Sequence[float], step_size: float) -> list[dict[int, float]]:
     """Plan the greedy runs: each maps a round number to the sparsity read off after it. The
-    rounds of ``s`` are ``step, 2 step, ..., (r - 1) step, s`` with ``r = round(s / step)``; a
-    sparsity on the step grid ends where a larger run passes anyway, any other needs its own run."""
+    rounds of ``s`` are ``step_size, 2 step_size, ..., (r - 1) step_size, s`` with
+    ``r = round(s / step_size)``; a sparsity on the step grid ends where a larger run passes
+    anyway, any other needs its own run."""
     shared: dict[int, float] = {}
     runs = []
     for s in wanted:
-        rounds = max(1, round(s / step))
-        if abs(rounds * step - s) <= 1e-9:
+        rounds = max(1, round(s / step_size))
+        if abs(rounds * step_size - s) <= 1e-9:
             shared[rounds] = s
         else:
             runs.append({rounds: s})
-    # a run only passes rounds below its last at j * step, so every shared sparsity below the
+    # a run only passes rounds below its last at j * step_size, so every shared sparsity below the
     # largest one is read off exactly where its own run would end
     return ([shared] if shared else []) + runs
 
@@ -216,7 +230,7 @@ def learned_pathway(
     sparsity: float,
     init: str = "ones",
     l1: float = 0.01,
-    steps: int = 1000,
+    n_steps: int = 1000,
     lr: float = 0.01,
     momentum: float = 0.9,
     max_rounds: int = 4,
@@ -231,7 +245,7 @@ def learned_pathway(
     and ``select_pathway(gates, s)`` for each ``s``."""
     sparsity = check_sparsity(sparsity)
     gates = learned_gates(
-        model, inputs, init, l1, steps, lr, momentum, max_rounds, seed, sites, progress
+        model, inputs, init, l1, n_steps, lr, momentum, max_rounds, seed, sites, progress
     )
     return select_pathway(gates, sparsity)
 
@@ -241,7 +255,7 @@ def learned_gates(
     inputs: Inputs,
     init: str = "ones",
     l1: float = 0.01,
-    steps: int = 1000,
+    n_steps: int = 1000,
     lr: float = 0.01,
     momentum: float = 0.9,
     max_rounds: int = 4,
@@ -255,14 +269,15 @@ def learned_gates(
     Every neuron gets a gate ``g >= 0`` multiplied into its activation. Per sample the gates
     minimise ``-sum_k p_k log q_k + l1 * sum |g|`` (``p`` the network's softmax, fixed; ``q`` the
     gated network's) by SGD (``lr``, ``momentum``), clamped to [0, 100] after every step, for
-    ``steps`` steps; the result is the iterate with the lowest loss among those that keep the
+    ``n_steps`` steps; the result is the iterate with the lowest loss among those that keep the
     prediction. ``init="ones"`` starts from 1 (``cdrp/main.py``: the first iterate is the whole
     network, so a solution always exists); ``"uniform"`` from U(0, 1) with ``seed``
     (``cdrp/main2.py``; every sample starts from the same draw), and a sample without a solution
     continues from its gates and momentum with ``l1 / 10`` for up to ``max_rounds`` rounds, as
     ``main2.py`` (which allows 100). The samples of a batch are optimised together, each with
-    its own gates and loss, so a batch gives the same gates as one sample at a time. The official loss adds 1e-20 inside
-    ``log(softmax)``; ``log_softmax`` is used here (the same up to that constant).
+    its own gates and loss, so a batch gives the same gates as one sample at a time. The official
+    loss adds 1e-20 inside ``log(softmax)``; ``log_softmax`` is used here (the same up to that
+    constant).
 
     ``settings`` records ``kept_prediction`` (per sample, whether a prediction-keeping iterate
     was found) and ``l1_final`` (the weight of the last round) next to the arguments;
@@ -272,14 +287,14 @@ def learned_gates(
     check_module(model)
     check_eval_mode(model)
     check_choice(init, "gate init", INITS)
-    steps = check_positive_int(steps, "steps")
+    n_steps = check_positive_int(n_steps, "n_steps")
     max_rounds = check_positive_int(max_rounds, "max_rounds")
     for name, value in (("l1", l1), ("lr", lr), ("momentum", momentum)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
     tensors, _ = as_input_tuple(inputs)
     modules = site_modules(model, sites)
-    logits, acts = _forward_capturing(model, tensors, modules, with_grad=False)
+    logits, acts = forward_capturing(model, tensors, modules, with_grad=False)
     batch = logits.shape[0]
     reference = F.softmax(logits.detach(), dim=1)
     prediction = reference.argmax(dim=1)
@@ -301,12 +316,12 @@ def learned_gates(
     weight = torch.full((batch,), float(l1), dtype=torch.float64, device=logits.device)
     pending = torch.arange(batch, device=logits.device)
     rounds_used = 0
-    bar = tqdm(total=steps, desc="learning gates", disable=not progress)
+    bar = tqdm(total=n_steps, desc="learning gates", disable=not progress)
     while pending.numel() and rounds_used < max_rounds:
         rounds_used += 1
         state = _GateDescent(gates, pending, lr, momentum, velocity or None)
-        bar.reset(total=steps)
-        for _ in range(steps):
+        bar.reset(total=n_steps)
+        for _ in range(n_steps):
             current = state.gates()
             loss, kept = _gated_loss(
                 model, tensors, modules, current, pending, reference, prediction, weight[pending]
@@ -338,7 +353,7 @@ def learned_gates(
         method="learned",
         init=init,
         l1=float(l1),
-        steps=steps,
+        n_steps=n_steps,
         lr=float(lr),
         momentum=float(momentum),
         seed=int(seed),
@@ -428,12 +443,6 @@ def _gated_loss(
 # --------------------------------------------------------------------------- measures
 
 
-def jaccard(a: Pathway, b: Pathway, by_site: bool = False) -> Tensor | dict[str, Tensor]:
-    """Intersection over union of two pathways per sample (per site with ``by_site``), as the
-    official ``path_analysis.py``; ``Pathway.iou``."""
-    return a.iou(b, by_site=by_site)
-
-
 def dead_fraction(
     pathway: Pathway, activations: Mapping[str, Tensor], by_site: bool = False
 ) -> Tensor | dict[str, Tensor]:
@@ -453,8 +462,8 @@ def dead_fraction(
         act = activations[name].to(mask.device)
         if act.shape != mask.shape:
             raise ValueError(
-                f"activations['{name}'] has shape {tuple(act.shape)}, the mask {tuple(mask.shape)}; "
-                "use the activations of the same inputs."
+                f"activations['{name}'] has shape {tuple(act.shape)}, the mask "
+                f"{tuple(mask.shape)}; use the activations of the same inputs."
             )
         kept[name] = mask.flatten(1).sum(dim=1, dtype=torch.float64)
         dead[name] = (mask & (act <= 0)).flatten(1).sum(dim=1, dtype=torch.float64)
@@ -481,14 +490,8 @@ def output_preservation(
     model: nn.Module, inputs: Inputs, pathway: Pathway, target: Target = None
 ) -> Preservation:
     """Compare the outputs of the whole network and of the network restricted to ``pathway``
-    (``target=None``: each sample's predicted class)."""
-    check_module(model)
-    check_eval_mode(model)
-    tensors, _ = as_input_tuple(inputs)
-    with torch.no_grad():
-        original = check_logits(model(*tensors), tensors[0].shape[0])
-        with restrict(model, pathway):
-            restricted = check_logits(model(*tensors), tensors[0].shape[0])
+    (``pathway.whole_and_restricted``; ``target=None``: each sample's predicted class)."""
+    original, restricted = whole_and_restricted(model, inputs, pathway)
     labels = resolve_target(target, original)
     p_original = F.softmax(original.double(), dim=1).gather(1, labels.view(-1, 1)).squeeze(1)
     p_pathway = F.softmax(restricted.double(), dim=1).gather(1, labels.view(-1, 1)).squeeze(1)
@@ -507,7 +510,7 @@ def decode_pathway(
     target: Target,
     like: Tensor,
     bounds: tuple[float, float],
-    steps: int = 512,
+    n_steps: int = 512,
     lr: float = 0.05,
     seed: int = 0,
     progress: bool = True,
@@ -519,12 +522,12 @@ def decode_pathway(
     Each sample of the batch decodes through its own pathway. The image is ``low + (high - low) *
     sigmoid(w)`` (``bounds = (low, high)`` in the model's input space, so it never leaves the
     valid range), ``w`` starts at ``N(0, 0.01^2)`` around the neutral mid-grey, shaped like
-    ``like``; Adam with ``lr`` for ``steps`` steps, as lucent's ``render_vis``. Returns the
+    ``like``; Adam with ``lr`` for ``n_steps`` steps, as lucent's ``render_vis``. Returns the
     decoded inputs (detached, shaped like ``like``).
     """
     check_module(model)
     check_eval_mode(model)
-    steps = check_positive_int(steps, "steps")
+    n_steps = check_positive_int(n_steps, "n_steps")
     if not isinstance(like, Tensor) or not like.is_floating_point():
         raise TypeError("like must be a float tensor shaped like a batch of the model's inputs.")
     if like.shape[0] != pathway.batch_size:
@@ -548,7 +551,7 @@ def decode_pathway(
     optimiser = torch.optim.Adam([weights], lr=lr)
     labels = None
     with restrict(model, pathway), torch.enable_grad():
-        for _ in tqdm(range(steps), desc="decoding pathways", disable=not progress):
+        for _ in tqdm(range(n_steps), desc="decoding pathways", disable=not progress):
             image = low + (high - low) * torch.sigmoid(weights)
             logits = check_logits(model(image), like.shape[0])
             if labels is None:

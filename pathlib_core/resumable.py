@@ -9,10 +9,10 @@ inputs at a time (:func:`run_in_chunks`); :func:`cached_result` keeps one result
 
 A piece lives in ``cache_dir()/chunks/NAME-KEY/`` (folder ``$PATHLIB_CORE_CACHE``) as
 ``START-STOP.pt`` (a chunk), ``SAMPLE.pt`` (one sample's gates) or ``result.pt``, written
-atomically. ``KEY`` (:func:`content_key`) hashes everything the result depends on: the weights,
-the inputs (for gates, each sample's own hash names its file), the options and the source of the
-library modules involved, so nothing stale is loaded. A file that cannot be read is reported
-with a warning and recomputed; :func:`discard` removes pieces no longer needed.
+atomically. ``KEY`` (:func:`pathlib_core.cache.content_key`) hashes everything the result depends
+on: the weights, the inputs (for gates, each sample's own hash names its file), the options and the
+source of the library modules involved, so nothing stale is loaded. A file that cannot be read is
+reported with a warning and recomputed; :func:`discard` removes pieces no longer needed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import inspect
 import re
 import shutil
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,50 +30,20 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ._cache import atomic_write, cache_dir, hash_tensor
 from ._validation import check_eval_mode, check_module, check_positive_int
+from .cache import (
+    GATE_SOURCES,
+    atomic_write,
+    cache_dir,
+    content_key,
+    hash_tensor,
+    versions,
+)
 from .contribution import Contributions
 from .sites import site_modules
 
 PER_SAMPLE_SETTINGS = ("kept_prediction", "l1_final")  # learned_gates settings, one per sample
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
-
-
-# the modules the pruning objective's result depends on (an edit elsewhere keeps saved chunks)
-GATE_SOURCES = ("pruning.py", "contribution.py", "pathway.py", "sites.py", "_validation.py")
-# and those an attribution map of the method registry on the book's models depends on
-MAP_SOURCES = (*GATE_SOURCES, "attribution.py", "methods.py", "models.py")
-
-
-def content_key(
-    options: Mapping[str, Any],
-    tensors: Iterable[tuple[str, Tensor]] = (),
-    sources: Sequence[str] = (),
-) -> str:
-    """sha256 of ``options`` (sorted by key), of each ``(label, tensor)`` (dtype, shape, bytes)
-    and of the library's ``sources`` (file names relative to this package): the key of a saved
-    result, which must name everything the result depends on."""
-    digest = hashlib.sha256(repr(sorted(options.items())).encode())
-    for name, tensor in tensors:
-        hash_tensor(digest, tensor, name)
-    for name in sources:
-        digest.update((Path(__file__).parent / name).read_bytes())
-    return digest.hexdigest()
-
-
-def versions() -> dict[str, str]:
-    """The versions of the packages whose numerics a saved result depends on: torch, Captum,
-    and timm and torchvision, which build the models."""
-    import captum
-    import timm
-    import torchvision
-
-    return {
-        "torch": torch.__version__,
-        "captum": captum.__version__,
-        "timm": timm.__version__,
-        "torchvision": torchvision.__version__,
-    }
 
 
 def model_identity(model: nn.Module) -> dict[str, str]:

@@ -2,8 +2,8 @@
 
 A neuron is one element of one ReLU/ReLU6 output (channel x position, or a fully connected unit),
 as in the official code's ``Pruner`` (which hooks ``nn.ReLU`` only; we hook ``nn.ReLU6`` too, see
-book/definitions.md, "Neurons and sites"). A module called several times in one forward pass (torchvision's
-ResNet blocks reuse one ``nn.ReLU``) gives one site per call.
+book/definitions.md, "Neurons and sites"). A module called several times in one forward pass
+(torchvision's ResNet blocks reuse one ``nn.ReLU``) gives one site per call.
 
 Site names. A site is named by its module's qualified name; the first call of a module in a forward
 pass is the plain name (``"layer1.0.relu"``), later calls append ``#1``, ``#2``, ...
@@ -231,9 +231,9 @@ def site_hooks(
                 )
             if batch_size is not None and (output.dim() == 0 or output.shape[0] != batch_size):
                 raise ValueError(
-                    f"site '{name}' has activation shape {tuple(output.shape)}, but the inputs have "
-                    f"batch size {batch_size}; activations must be batch first. If the inputs lack "
-                    "the batch dimension, add it with inputs.unsqueeze(0)."
+                    f"site '{name}' has activation shape {tuple(output.shape)}, but the inputs "
+                    f"have batch size {batch_size}; activations must be batch first. If the "
+                    "inputs lack the batch dimension, add it with inputs.unsqueeze(0)."
                 )
             calls.append(name)
             return fn(name, output)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 
 import pytest
 import torch
+
+# figures are drawn off screen in every test (before any test module imports matplotlib)
+os.environ.setdefault("MPLBACKEND", "agg")
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +49,12 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """No test leaves its figures open for the next one (matplotlib warns past 20 open)."""
+    yield
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close("all")

@@ -1,4 +1,5 @@
-"""Evaluations that judge attribution maps (Khakzar et al., 2021, Sec. 5; book/definitions.md, "Evaluation protocols").
+"""Evaluations that judge attribution maps (Khakzar et al., 2021, Sec. 5; book/definitions.md,
+"Evaluation protocols").
 
 - ``sanity``: cascading parameter randomisation and data randomisation (Adebayo et al., 2018);
 - ``perturbation``: LeRF / MoRF pixel perturbation and AOPC (Samek et al., 2017);

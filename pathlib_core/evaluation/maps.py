@@ -19,9 +19,9 @@ def pixel_map(attributions: Tensor, reduce: str = "max_abs") -> Tensor:
     """``(B, C, H, W)`` (or ``(B, H, W)``) -> ``(B, H, W)``, one value per pixel.
 
     ``"signed_max_abs"``: the channel value of largest magnitude with its sign (the official
-    display, book/definitions.md, "The pathway gradient"); ``"max_abs"``: its magnitude (the importance the perturbation
-    evaluations rank by); ``"sum"``: the sum over channels (the total attribution of the pixel, for
-    sensitivity-n); ``"abs_sum"``: the sum of magnitudes.
+    display, book/definitions.md, "The pathway gradient"); ``"max_abs"``: its magnitude (the
+    importance the perturbation evaluations rank by); ``"sum"``: the sum over channels (the total
+    attribution of the pixel, for sensitivity-n); ``"abs_sum"``: the sum of magnitudes.
     """
     if not isinstance(attributions, Tensor) or not attributions.is_floating_point():
         raise TypeError("attributions must be a float tensor shaped (B, C, H, W) or (B, H, W).")

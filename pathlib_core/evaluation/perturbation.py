@@ -95,14 +95,14 @@ def pixel_perturbation(
     (None: the predicted class); ``output``: "logit" (the target logit) or "probability" (its
     softmax probability). The model must be in eval mode and is never changed.
     """
-    model, inputs = _check_model_and_images(model, inputs)
+    model, inputs = check_model_and_images(model, inputs)
     order = check_choice(order, "order", ORDERS)
     output = check_choice(output, "output", OUTPUTS)
     batch_size = check_positive_int(batch_size, "batch_size")
     grid = _fraction_grid(fractions)
-    importance = pixel_map(_check_attributions(attributions, inputs), reduce)
+    importance = pixel_map(check_attributions(attributions, inputs), reduce)
     filled = replacement_images(inputs, replacement)
-    labels, base = _unperturbed_outputs(model, inputs, target, output, batch_size)
+    labels, base = unperturbed_outputs(model, inputs, target, output, batch_size)
     rank = _rank(pixel_order(importance, largest=order == "morf"))
     pixels = inputs.shape[-2] * inputs.shape[-1]
     counts = torch.tensor([round(float(t) * pixels) for t in grid[1:]], device=inputs.device)
@@ -110,7 +110,7 @@ def pixel_perturbation(
     def removed(images: Tensor, steps: Tensor) -> Tensor:
         return rank[images] < counts[steps].unsqueeze(1)
 
-    perturbed = _removal_outputs(
+    perturbed = removal_outputs(
         model,
         inputs,
         filled,
@@ -144,7 +144,7 @@ def random_attributions(inputs: Tensor, seed: int = 0) -> Tensor:
 # Shared with ``sensitivity``.
 
 
-def _check_model_and_images(model: object, inputs: object) -> tuple[nn.Module, Tensor]:
+def check_model_and_images(model: object, inputs: object) -> tuple[nn.Module, Tensor]:
     """An ``nn.Module`` in eval mode and one float tensor of images ``(B, C, H, W)`` (detached)."""
     model = check_module(model)
     check_eval_mode(model)
@@ -163,7 +163,7 @@ def _check_model_and_images(model: object, inputs: object) -> tuple[nn.Module, T
     return model, images.detach()
 
 
-def _check_attributions(attributions: object, inputs: Tensor) -> Tensor:
+def check_attributions(attributions: object, inputs: Tensor) -> Tensor:
     """Attributions shaped like the inputs (B, C, H, W), or one map per image (B, 1, H, W) or
     (B, H, W); returned detached, on the inputs' device."""
     if not isinstance(attributions, Tensor):
@@ -181,7 +181,7 @@ def _check_attributions(attributions: object, inputs: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def _unperturbed_outputs(
+def unperturbed_outputs(
     model: nn.Module, inputs: Tensor, target: Target, output: str, batch_size: int
 ) -> tuple[Tensor, Tensor]:
     """The target classes (B,) (``target=None``: the predicted ones) and their outputs ``f(x)``."""
@@ -193,7 +193,7 @@ def _unperturbed_outputs(
 
 
 @torch.no_grad()
-def _removal_outputs(
+def removal_outputs(
     model: nn.Module,
     inputs: Tensor,
     filled: Tensor,

@@ -11,10 +11,10 @@ train and test distributions equal, so a drop in accuracy means that information
 that the model met unfamiliar inputs. A good map makes ROAR accuracy fall fast (lower is better)
 and keeps KAR accuracy high (higher is better).
 
-The official PathwayGrad plots (``plots.roar_plot``; book/definitions.md, "ROAR and KAR") use the fractions
-{10, 30, 50, 70, 90}% with 0% = the accuracy of the model trained on unmodified data, and an AUC
-by the trapezoid rule (``sklearn.metrics.auc``) over the fractions (0, .1, .3, .5, .7, .9) of the
-accuracy in [0, 1]; :class:`RoarResult` reports the same numbers.
+The official PathwayGrad plots (``plots.roar_plot``; book/definitions.md, "ROAR and KAR") use the
+fractions {10, 30, 50, 70, 90}% with 0% = the accuracy of the model trained on unmodified data, and
+an AUC by the trapezoid rule (``sklearn.metrics.auc``) over the fractions (0, .1, .3, .5, .7, .9) of
+the accuracy in [0, 1]; :class:`RoarResult` reports the same numbers.
 
 Pixels are ranked per image by :func:`~pathlib_core.evaluation.maps.pixel_map` (all channels of a
 position together) and chosen by :func:`~pathlib_core.evaluation.maps.top_pixels`, whose ties fall
@@ -23,7 +23,6 @@ in a fixed seeded order.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import re
@@ -36,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import models, resumable
-from .._cache import atomic_write, cache_dir, hash_tensor
+from ..cache import atomic_write, cache_dir, content_key, versions
 from .maps import pixel_map, replacement_images, top_pixels
 
 __all__ = ["MODES", "RoarResult", "cached_attributions", "degrade", "mnist_trainer", "roar"]
@@ -132,7 +131,8 @@ def degrade(
     channels of a pixel are replaced together. ``replacement`` is what a replaced pixel becomes,
     as in :func:`~pathlib_core.evaluation.maps.replacement_images`: the default 0.0 is the dataset
     mean for standardised inputs such as :func:`pathlib_core.data.mnist` (RoarTorch also fills with
-    the dataset mean). So both modes at 0 return the images unchanged and at 1 the replacement. The inputs are never modified.
+    the dataset mean). So both modes at 0 return the images unchanged and at 1 the replacement. The
+    inputs are never modified.
     """
     images = _check_images(images, "images")
     attributions = _check_map(images, attributions, "attributions")
@@ -145,14 +145,6 @@ def degrade(
 
 
 # ---------------------------------------------------------------------------- attribution cache
-
-
-def _content_hash(key: str, *tensors: Tensor) -> str:
-    """sha256 of ``key`` and of the dtype, shape and bytes of each tensor."""
-    digest = hashlib.sha256(key.encode())
-    for tensor in tensors:
-        hash_tensor(digest, tensor)
-    return digest.hexdigest()
 
 
 def _compute(
@@ -231,8 +223,8 @@ def cached_attributions(
     test image (Hooker et al., 2019).
 
     The file is ``cache_dir()/attributions/{name}-{hash}.pt`` (folder ``$PATHLIB_CORE_CACHE``),
-    written atomically; ``hash`` is the first 16 hex digits of the sha256 of ``key`` and of the
-    dtype, shape and bytes of ``images`` and ``targets``. ``key`` must name everything else the maps
+    written atomically; ``hash`` is the first 16 hex digits of ``cache.content_key`` of ``key``,
+    ``images`` and ``targets`` (dtype, shape and bytes). ``key`` must name everything else the maps
     depend on (method, its settings, the model's weights, e.g. a hash of the weight file). A
     present file is loaded without calling ``fn``; one that cannot be loaded or holds the wrong
     number of maps is reported with a warning and recomputed. ``cache=False`` neither reads nor
@@ -256,11 +248,12 @@ def cached_attributions(
     targets = _check_labels(images, targets, "targets")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-    path = cache_dir() / "attributions" / f"{name}-{_content_hash(key, images, targets)[:16]}.pt"
+    content = content_key({"key": key}, [("images", images), ("targets", targets)])
+    path = cache_dir() / "attributions" / f"{name}-{content[:16]}.pt"
     stored = _load(path, len(images)) if cache else None
     if stored is not None:
         return stored
-    chunk_key = _content_hash(key, images, targets) if cache else None
+    chunk_key = content if cache else None
     result = _compute(name, fn, images, targets, batch_size, progress, chunk_key)
     if cache:
         _save(path, result)
@@ -340,7 +333,7 @@ def mnist_trainer(**train_kwargs) -> Trainer:
     def train(images: Tensor, labels: Tensor, seed: int) -> nn.Module:
         return models.train_mnist_cnn(images, labels, seed=seed, **settings)
 
-    train.cache_key = resumable.content_key(  # type: ignore[attr-defined]
+    train.cache_key = content_key(  # type: ignore[attr-defined]
         {"trainer": "mnist_trainer", **settings}, sources=("models.py",)
     )
     return train
@@ -405,11 +398,11 @@ def _fit_and_score(
     if cache_key is None:
         return compute()["accuracy"]
     tensors = zip(
-        ("train_images", "train_labels", "test_images", "test_labels"), (*train_set, *test_set), strict=False
+        ("train_images", "train_labels", "test_images", "test_labels"),
+        (*train_set, *test_set),
+        strict=False,
     )
-    key = resumable.content_key(
-        {"trainer": cache_key, "seed": seed, **resumable.versions()}, tensors
-    )
+    key = content_key({"trainer": cache_key, "seed": seed, **versions()}, tensors)
     return resumable.cached_result("retraining", key, compute)["accuracy"]
 
 

@@ -46,6 +46,7 @@ from .._validation import (
     check_positive_int,
     resolve_target,
 )
+from ..cache import MAP_SOURCES, content_key, versions
 from .maps import normalise, pixel_map
 
 AttributionFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
@@ -432,15 +433,15 @@ def _attribute(
 
     if cache_key is None:
         return torch.cat([compute(part) for part in _chunks(len(inputs), batch_size)])
-    key = resumable.content_key(
+    key = content_key(
         {
             "cache_key": cache_key,
             "method": name,
             **resumable.model_identity(model),
-            **resumable.versions(),
+            **versions(),
         },
         [*model.state_dict().items(), ("inputs", inputs), ("labels", labels)],
-        resumable.MAP_SOURCES,
+        MAP_SOURCES,
     )
     size = len(inputs) if batch_size is None else check_positive_int(batch_size, "batch_size")
     stored = resumable.run_in_chunks(
@@ -544,7 +545,7 @@ def cascading_randomisation(
     off the functions) saves each method's maps at each stage, a chunk of ``batch_size`` inputs
     at a time, in ``cache_dir()/chunks`` (:mod:`pathlib_core.resumable`); a later call with the
     same key, model class and architecture, stage weights, inputs, targets, library code and
-    package versions (``resumable.versions``) loads them, so a stopped run resumes where it
+    package versions (``cache.versions``) loads them, so a stopped run resumes where it
     stopped. An edit to a model's own ``forward`` that keeps all of these is not seen: change
     ``cache_key`` then.
     """

@@ -27,10 +27,10 @@ from .._validation import Target, check_choice, check_positive_int
 from .maps import pixel_map, replacement_images
 from .perturbation import (
     OUTPUTS,
-    _check_attributions,
-    _check_model_and_images,
-    _removal_outputs,
-    _unperturbed_outputs,
+    check_attributions,
+    check_model_and_images,
+    removal_outputs,
+    unperturbed_outputs,
 )
 
 
@@ -75,7 +75,7 @@ def sensitivity_n(
     ``attributions`` may be a mapping (method name -> maps): the result is then a mapping of
     results, and the removal passes, which do not depend on the maps, run once for all of them.
     """
-    model, inputs = _check_model_and_images(model, inputs)
+    model, inputs = check_model_and_images(model, inputs)
     n_subsets = _check_subset_count(n_subsets)
     _check_seed(seed)
     pixels = inputs.shape[-2] * inputs.shape[-1]
@@ -121,12 +121,12 @@ def patch_sensitivity(
     frame global importance as the effect of removing groups of elements). A mapping of
     ``attributions`` gives a mapping of results, as ``sensitivity_n``.
     """
-    model, inputs = _check_model_and_images(model, inputs)
+    model, inputs = check_model_and_images(model, inputs)
     n_patches = _check_subset_count(n_patches)
     _check_seed(seed)
     height, width = inputs.shape[-2], inputs.shape[-1]
     sides = _patch_sides(sides, height, width)
-    masks = _random_patches(sides, n_patches, height, width, seed)
+    masks = random_patches(sides, n_patches, height, width, seed)
     correlation = _correlation_over_subsets(
         model,
         inputs,
@@ -177,17 +177,17 @@ def _correlation_over_subsets(
         raise ValueError("attributions is an empty mapping; pass at least one map tensor.")
     named = dict(attributions) if several else {"": attributions}
     importance = {
-        name: pixel_map(_check_attributions(a, inputs), reduce).flatten(1)
+        name: pixel_map(check_attributions(a, inputs), reduce).flatten(1)
         for name, a in named.items()
     }
     filled = replacement_images(inputs, replacement)
-    labels, base = _unperturbed_outputs(model, inputs, target, output, batch_size)
+    labels, base = unperturbed_outputs(model, inputs, target, output, batch_size)
     masks = masks.to(inputs.device)
 
     def removed(images: Tensor, columns: Tensor) -> Tensor:
         return masks[columns]
 
-    outputs = _removal_outputs(
+    outputs = removal_outputs(
         model,
         inputs,
         filled,
@@ -231,7 +231,7 @@ def _random_subsets(sizes: Tensor, n_subsets: int, pixels: int, seed: int) -> Te
     return masks.view(-1, pixels)
 
 
-def _random_patches(sides: Tensor, n_patches: int, height: int, width: int, seed: int) -> Tensor:
+def random_patches(sides: Tensor, n_patches: int, height: int, width: int, seed: int) -> Tensor:
     """(N * n_patches, H * W) bool: for each side k, ``n_patches`` k x k squares whose top-left
     corners are drawn uniformly (with replacement) from a generator seeded by ``(seed, k)``."""
     masks = torch.zeros(len(sides), n_patches, height, width, dtype=torch.bool)

@@ -11,7 +11,7 @@ from pathlib_core.attribution import PathwayGradient
 from pathlib_core.contribution import neuron_contributions
 from pathlib_core.pathway import Pathway
 
-single_thread = toy.single_thread
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _inputs(shape, seed=1, dtype=torch.float64):

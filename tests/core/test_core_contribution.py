@@ -7,7 +7,7 @@ from torch import nn
 
 from pathlib_core.contribution import neuron_contributions, trapezoid_weights
 
-single_thread = toy.single_thread
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _inputs(shape, seed=1):
@@ -33,7 +33,8 @@ def test_taylor_matches_autograd_on_the_hand_written_network(factory, shape, abs
 
 
 def test_closed_form_two_layer_contributions():
-    # y = w2 . relu(W1 x + b1): d y / d h_i = w2_i, so the contribution of hidden unit i is |h_i w2_i|
+    # y = w2 . relu(W1 x + b1): d y / d h_i = w2_i, so the contribution of hidden unit i is |h_i
+    # w2_i|
     model = toy.mlp([3, 4, 1])
     x = _inputs((2, 3))
     hidden = torch.relu(model[0](x))

@@ -1,4 +1,5 @@
-"""The user's model and inputs are left exactly as they were, after success and after every error."""
+"""The user's model and inputs are left exactly as they were, after success and after every
+error."""
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from pathlib_core.contribution import neuron_contributions
 from pathlib_core.pathway import restrict, select_pathway
 from pathlib_core.sites import find_sites
 
-single_thread = toy.single_thread
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _user_hook(module, args, output):
@@ -58,18 +59,26 @@ def _calls(model, x):
         "contributions": (lambda: neuron_contributions(model, x, 0), None),
         "find_sites": (lambda: find_sites(model, x), None),
         "restrict": (run_restricted, None),
-        "learned": (lambda: pruning.learned_pathway(model, x, 0.5, steps=2, progress=False), None),
-        "learned uniform": (
-            lambda: pruning.learned_pathway(model, x, 0.5, init="uniform", steps=2, progress=False),
+        "learned": (
+            lambda: pruning.learned_pathway(model, x, 0.5, n_steps=2, progress=False),
             None,
         ),
-        "greedy": (lambda: pruning.greedy_pathway(model, x, 0.5, step=0.25, progress=False), None),
+        "learned uniform": (
+            lambda: pruning.learned_pathway(
+                model, x, 0.5, init="uniform", n_steps=2, progress=False
+            ),
+            None,
+        ),
+        "greedy": (
+            lambda: pruning.greedy_pathway(model, x, 0.5, step_size=0.25, progress=False),
+            None,
+        ),
         "random": (lambda: pruning.random_pathway(model, x, 0.5), None),
         "active": (lambda: pruning.active_pathway(model, x), None),
         "preservation": (lambda: pruning.output_preservation(model, x, pathway), None),
         "decode": (
             lambda: pruning.decode_pathway(
-                model, pathway, 0, like=x, bounds=(-1, 1), steps=2, progress=False
+                model, pathway, 0, like=x, bounds=(-1, 1), n_steps=2, progress=False
             ),
             None,
         ),
@@ -80,7 +89,7 @@ def _calls(model, x):
                 0,
                 like=x.repeat_interleave(2, -1).repeat_interleave(2, -2),
                 bounds=(-1, 1),
-                steps=2,
+                n_steps=2,
                 progress=False,
             ),
             ValueError,
@@ -90,7 +99,7 @@ def _calls(model, x):
             None,
         ),
         "input-specific pruning": (
-            lambda: InputSpecificPruning(model).attribute(x, 0, sparsity=0.5, n_iter=2),
+            lambda: InputSpecificPruning(model).attribute(x, 0, sparsity=0.5, n_pgd_steps=2),
             None,
         ),
         "bad target": (lambda: PathwayGradient(model).attribute(x, 10**6), ValueError),

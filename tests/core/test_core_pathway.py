@@ -6,9 +6,16 @@ import toy_models as toy
 
 from pathlib_core import pathway as pathway_module
 from pathlib_core.contribution import neuron_contributions
-from pathlib_core.pathway import Pathway, kth_smallest, removed_count, restrict, select_pathway
+from pathlib_core.pathway import (
+    Pathway,
+    kth_smallest,
+    removed_count,
+    restrict,
+    select_pathway,
+    whole_and_restricted,
+)
 
-single_thread = toy.single_thread
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _scores(shapes, seed=0, zeros=0.3, ties=False, dtype=torch.float64):
@@ -67,6 +74,8 @@ def test_removed_count_is_robust_to_round_off():
     assert removed_count(0.9, 10) == 9
     assert removed_count(0.7, 10) == 7
     assert removed_count(0.95, 7) == 7
+    assert 0.07 * 100 > 7  # float round-off: a plain ceil would remove 8
+    assert removed_count(0.07, 100) == 7
     assert removed_count(0.0, 10) == 0
     assert removed_count(1e-9, 10) == 0
 
@@ -152,6 +161,16 @@ def test_pathway_statistics_by_hand():
     assert by_site["a"].tolist() == [0.5, 1.0]  # two empty masks agree
     assert by_site["b"].tolist() == [0.0, 0.5]
     assert pathway.iou(pathway).tolist() == [1.0, 1.0]
+    # every pair: the diagonal is iou; sample 0 of pathway ({a0, a2, a3, b0}) against sample 1
+    # of other ({b0}): 1 / 4; sample 1 of pathway ({b0, b1}) against sample 0 of other: 0 / 5
+    pairs = pathway.pairwise_iou(other)
+    assert pairs.shape == (2, 2) and pairs.dtype == torch.float64
+    torch.testing.assert_close(pairs.diagonal(), pathway.iou(other))
+    assert pairs[0, 1].item() == 0.25 and pairs[1, 0].item() == 0.0
+    alone = pathway.pairwise_iou()
+    assert torch.equal(alone, alone.T) and alone.diagonal().tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="same sites"):
+        pathway.pairwise_iou(Pathway({"a": torch.ones(3, 4, dtype=torch.bool)}))
 
 
 def test_pathway_indexing_and_device():
@@ -191,6 +210,22 @@ def test_restrict_equals_the_hand_masked_network(factory, shape):
     hand = toy.hand_forward(model, x, list(pathway.masks.values()))
     torch.testing.assert_close(restricted, hand, rtol=0, atol=0)
     torch.testing.assert_close(model(x), toy.hand_forward(model, x))  # hooks gone
+
+
+def test_whole_and_restricted_are_the_two_forward_passes_without_grad():
+    model = toy.small_cnn()
+    torch.manual_seed(3)
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    pathway = select_pathway(neuron_contributions(model, x, 1), 0.6)
+    before = toy.model_state(model)
+    whole, restricted = whole_and_restricted(model, x, pathway)
+    toy.assert_same_state(before, toy.model_state(model))
+    assert not whole.requires_grad and not restricted.requires_grad
+    torch.testing.assert_close(whole, toy.hand_forward(model, x).detach(), rtol=0, atol=0)
+    hand = toy.hand_forward(model, x, list(pathway.masks.values())).detach()
+    torch.testing.assert_close(restricted, hand, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="training"):
+        whole_and_restricted(model.train(), x, pathway)
 
 
 def test_restrict_with_a_reused_module():

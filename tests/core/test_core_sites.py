@@ -8,7 +8,7 @@ from torch import nn
 
 from pathlib_core.sites import NotPiecewiseLinearWarning, find_sites, site_hooks, site_modules
 
-single_thread = toy.single_thread
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_sequential_sites_in_forward_order_with_shapes():

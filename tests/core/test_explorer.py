@@ -3,16 +3,13 @@ the figure headlessly, the models are left untouched, and bad input fails clearl
 
 import importlib.util
 
-import matplotlib
-
-matplotlib.use("agg")
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pytest
+import torch
 import toy_models as toy
 
-from pathlib_core import PathwayGradient, explorer, methods, plotting, pruning  # noqa: E402
-from pathlib_core.explorer import Explorer, State, digit_subjects  # noqa: E402
+from pathlib_core import PathwayGradient, explorer, methods, plotting, pruning
+from pathlib_core.explorer import Explorer, State, digit_subjects
 
 FAST = methods.common_options(ig_steps=4, smoothgrad_samples=2, dgr_steps=5)
 
@@ -59,9 +56,9 @@ def test_dgr_and_baseline_views_equal_the_registry(tool, mnist_model):
     x = tool.subjects[image].inputs
     target = torch.tensor([tool.top_classes(image, 1)[0][0]])
     dgr = tool.compute(tool.state(image, "DGR", 0.8))
-    expected = methods.attribute("DGR", mnist_model, x, target, sparsity=0.8, steps=5)
+    expected = methods.attribute("DGR", mnist_model, x, target, sparsity=0.8, n_steps=5)
     np.testing.assert_allclose(dgr.saliency, _display(expected), atol=1e-6)
-    pathway = pruning.learned_pathway(mnist_model, x, 0.8, steps=5, progress=False)
+    pathway = pruning.learned_pathway(mnist_model, x, 0.8, n_steps=5, progress=False)
     assert dgr.kept == pytest.approx(_mask_fractions(pathway), rel=1e-12)
     for name in ("Gradient", "GradCAM"):
         view = tool.compute(tool.state(image, name, sparsity=0.5, contribution="integrated"))
@@ -85,7 +82,7 @@ def test_sweep_and_cache(tool):
     with pytest.raises(ValueError, match="Gradient has no pathway"):
         tool.sweep(image, [0.5], "Gradient")
     with pytest.raises(TypeError):
-        tool.options["DGR"]["steps"] = 1000  # would leave cached DGR views stale
+        tool.options["DGR"]["n_steps"] = 1000  # would leave cached DGR views stale
     with pytest.raises(ValueError):
         again.probabilities[0] = 1.0  # shared by every view of the image
 

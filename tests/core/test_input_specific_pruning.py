@@ -1,5 +1,6 @@
 """InputSpecificPruning (Khakzar et al. 2019): PruneGrad is the pathway gradient; PrunePGD is the
-closed form epsilon * g / ||g|| inside the pathway's exact linear radius, and stays in its budget."""
+closed form epsilon * g / ||g|| inside the pathway's exact linear radius, and stays in its
+budget."""
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from pathlib_core.attribution import (
     restricted_input_gradient,
 )
 
-single_thread = toy.single_thread
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _cnn_and_inputs():
@@ -47,7 +48,7 @@ def test_inside_the_linear_radius_pgd_is_the_scaled_pruned_gradient():
     _, pathway = PathwayGradient(model).attribute(x, target, sparsity=0.6, return_pathway=True)
     epsilon = 0.5 * float(radius.min())
     delta = InputSpecificPruning(model).attribute(
-        x, target, sparsity=0.6, epsilon=epsilon, n_iter=10
+        x, target, sparsity=0.6, epsilon=epsilon, n_pgd_steps=10
     )
     gradient = restricted_input_gradient(model, x, target, pathway)[0]
     unit = gradient / gradient.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
@@ -59,7 +60,13 @@ def test_pgd_stays_in_budget_and_moves_the_logit_the_asked_way(direction):
     model, x = _cnn_and_inputs()
     target = torch.tensor([0, 1, 2, 3, 4, 0])
     delta, pathway = InputSpecificPruning(model).attribute(
-        x, target, sparsity=0.6, epsilon=3.0, n_iter=15, direction=direction, return_pathway=True
+        x,
+        target,
+        sparsity=0.6,
+        epsilon=3.0,
+        n_pgd_steps=15,
+        direction=direction,
+        return_pathway=True,
     )
     assert (delta.flatten(1).norm(dim=1) <= 3.0 * (1 + 1e-9)).all()
     change = _target_logit(model, x + delta, target, pathway) - _target_logit(
@@ -78,16 +85,16 @@ def test_pgd_stays_in_budget_and_moves_the_logit_the_asked_way(direction):
 def test_batched_equals_one_sample_at_a_time_and_noise_tunnel_wraps_it():
     model, x = _cnn_and_inputs()
     method = InputSpecificPruning(model)
-    together = method.attribute(x, 1, sparsity=0.5, epsilon=2.0, n_iter=5)
+    together = method.attribute(x, 1, sparsity=0.5, epsilon=2.0, n_pgd_steps=5)
     alone = torch.cat(
         [
-            method.attribute(x[i : i + 1], 1, sparsity=0.5, epsilon=2.0, n_iter=5)
+            method.attribute(x[i : i + 1], 1, sparsity=0.5, epsilon=2.0, n_pgd_steps=5)
             for i in range(len(x))
         ]
     )
     torch.testing.assert_close(together, alone, rtol=1e-10, atol=1e-12)
     smoothed = NoiseTunnel(method).attribute(
-        x, nt_type="smoothgrad", nt_samples=3, stdevs=0.1, target=1, sparsity=0.5, n_iter=3
+        x, nt_type="smoothgrad", nt_samples=3, stdevs=0.1, target=1, sparsity=0.5, n_pgd_steps=3
     )
     assert smoothed.shape == x.shape and torch.isfinite(smoothed).all()
 
@@ -99,7 +106,7 @@ def test_batched_equals_one_sample_at_a_time_and_noise_tunnel_wraps_it():
         ({"direction": "up"}, "direction"),
         ({"epsilon": 0}, "epsilon must be a positive"),
         ({"step_size": -1.0}, "step_size must be a positive"),
-        ({"n_iter": 0}, "n_iter must be a positive"),
+        ({"n_pgd_steps": 0}, "n_pgd_steps must be a positive"),
         ({"sparsity": 1.0}, "sparsity"),
     ],
 )

@@ -12,7 +12,7 @@ from torch import nn
 from pathlib_core import linearity, neuron_contributions, select_pathway
 from pathlib_core.pruning import random_pathway
 
-single_thread = toy.single_thread
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _relu6_mlp(seed=0):

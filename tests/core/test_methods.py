@@ -42,7 +42,7 @@ def _saturated(model, x):
 FAST = {
     "IntegratedGradients": {"n_steps": 8},
     "SmoothGrad": {"nt_samples": 4},
-    "DGR": {"steps": 20},
+    "DGR": {"n_steps": 20},
 }
 
 
@@ -198,7 +198,7 @@ def test_common_options_are_accepted_by_every_method_they_name():
         ({"sparsity": 1.5}, "sparsity"),
         ({"gate_chunk": 0}, "gate_chunk"),
         ({"gate_chunk": 2.5}, "gate_chunk"),
-        ({"steps": 0}, "steps"),
+        ({"n_steps": 0}, "n_steps"),
         ({"init": "zeros"}, "init"),
     ],
 )
@@ -214,16 +214,16 @@ def test_dgr_with_saved_gates_equals_dgr_and_learns_each_input_once(tmp_path, mo
     monkeypatch.setenv("PATHLIB_CORE_CACHE", str(tmp_path))
     model, x = _cnn6(1.0), _inputs()
     target = torch.tensor([0, 2, 1])
-    plain = methods.attribute("DGR", model, x, target, steps=8, sparsity=0.8)
+    plain = methods.attribute("DGR", model, x, target, n_steps=8, sparsity=0.8)
     calls = toy.count_gate_learning(monkeypatch)
-    saved = methods.attribute("DGR", model, x, target, steps=8, sparsity=0.8, gate_chunk=2)
+    saved = methods.attribute("DGR", model, x, target, n_steps=8, sparsity=0.8, gate_chunk=2)
     assert calls == [2, 1]
     torch.testing.assert_close(saved, plain, rtol=1e-10, atol=1e-12)
     again = methods.attribute(
-        "DGR", model, x[1:], target[1:], steps=8, sparsity=0.9, gate_chunk=2
+        "DGR", model, x[1:], target[1:], n_steps=8, sparsity=0.9, gate_chunk=2
     )  # another sparsity binarises the same gates
     assert calls == [2, 1]
-    reference = methods.attribute("DGR", model, x[1:], target[1:], steps=8, sparsity=0.9)
+    reference = methods.attribute("DGR", model, x[1:], target[1:], n_steps=8, sparsity=0.9)
     torch.testing.assert_close(again, reference, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="sparsity"):
-        methods.attribute("DGR", model, x, target, steps=8, sparsity=1.5, gate_chunk=2)
+        methods.attribute("DGR", model, x, target, n_steps=8, sparsity=1.5, gate_chunk=2)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from pathlib_core import _cache, models
+from pathlib_core import cache, models
 from pathlib_core.data import imagenet_classes, mnist, photo
 
 # ----------------------------------------------------------------------------------- MNIST CNN
@@ -50,7 +50,7 @@ def test_cache_files_and_no_temporaries(mnist_cache_dir, monkeypatch):
     path = models.mnist_cnn_cache_path()
     assert path.parent == mnist_cache_dir and path.is_file()
     record = json.loads(path.with_suffix(".json").read_text())
-    assert record["sha256"] == _cache.sha256_file(path)
+    assert record["sha256"] == cache.sha256_file(path)
     assert record["test_accuracy"] >= 0.97
     assert not [p for p in os.listdir(mnist_cache_dir) if p.endswith(".tmp")]
 
@@ -65,6 +65,7 @@ def test_training_is_deterministic_and_restores_settings():
         for _ in range(2)
     ]
     _assert_same_weights(*runs)
+    assert all(p.grad is None for p in runs[0].parameters())  # as a model loaded from the cache
     other = models.train_mnist_cnn(
         images[:128], labels[:128], epochs=1, batch_size=32, seed=1, progress=False
     )
@@ -109,19 +110,19 @@ def test_corrupted_cache_is_detected_and_rebuilt(mnist_cache_dir, tmp_path, monk
     assert calls == [False]
     assert torch.equal(model.fc2.weight, models.mnist_cnn(pretrained=False).fc2.weight)
     record = json.loads(path.with_suffix(".json").read_text())
-    assert record["sha256"] == _cache.sha256_file(path)  # rewritten, valid again
+    assert record["sha256"] == cache.sha256_file(path)  # rewritten, valid again
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
 def test_cache_without_checksum_or_unreadable(tmp_path):
     path = tmp_path / "w.pt"
-    digest = _cache.save_state_dict(path, {"a": torch.ones(3)}, {"note": "x"})
-    assert digest == _cache.sha256_file(path)
-    assert torch.equal(_cache.load_state_dict(path)["a"], torch.ones(3))
+    digest = cache.save_state_dict(path, {"a": torch.ones(3)}, {"note": "x"})
+    assert digest == cache.sha256_file(path)
+    assert torch.equal(cache.load_state_dict(path)["a"], torch.ones(3))
     path.with_suffix(".json").unlink()
     with pytest.warns(UserWarning, match="checksum"):
-        assert _cache.load_state_dict(path) is None
-    assert _cache.load_state_dict(tmp_path / "absent.pt") is None
+        assert cache.load_state_dict(path) is None
+    assert cache.load_state_dict(tmp_path / "absent.pt") is None
 
 
 def test_atomic_write_cleans_up_on_failure(tmp_path):
@@ -132,15 +133,15 @@ def test_atomic_write_cleans_up_on_failure(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        _cache.atomic_write(target, broken)
+        cache.atomic_write(target, broken)
     assert os.listdir(tmp_path) == []
-    _cache.atomic_write(target, lambda fh: fh.write(b"whole"))
+    cache.atomic_write(target, lambda fh: fh.write(b"whole"))
     assert os.listdir(tmp_path) == ["f.bin"] and target.read_bytes() == b"whole"
 
 
 def test_cache_dir_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("PATHLIB_CORE_CACHE", str(tmp_path / "here"))
-    assert _cache.cache_dir() == tmp_path / "here" and (tmp_path / "here").is_dir()
+    assert cache.cache_dir() == tmp_path / "here" and (tmp_path / "here").is_dir()
 
 
 def test_resolve_device():

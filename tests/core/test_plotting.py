@@ -4,15 +4,13 @@ import json
 import re
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-matplotlib.use("agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from pathlib_core import plotting  # noqa: E402
-from pathlib_core.plotting import image_grid, save_figure, scrubber  # noqa: E402
+from pathlib_core import plotting
+from pathlib_core.plotting import image_grid, save_figure, scrubber
 
 
 def test_save_figure_writes_png_and_provenance_from_pathbook_context(tmp_path, monkeypatch):
@@ -24,7 +22,7 @@ def test_save_figure_writes_png_and_provenance_from_pathbook_context(tmp_path, m
         "content_hash": "abc123",
         "figure_dir": str(tmp_path),
     }
-    monkeypatch.setenv("PATHBOOK_CONTEXT", json.dumps(context))
+    monkeypatch.setenv(plotting.CONTEXT_VARIABLE, json.dumps(context))
     fig, ax = plt.subplots()
     ax.plot([0, 1])
     saved = save_figure(fig, "demo", "A caption.")

@@ -10,7 +10,7 @@ import toy_models as toy
 from pathlib_core import neuron_contributions, pruning, select_pathway
 from pathlib_core.pathway import Pathway, removed_count
 
-single_thread = toy.single_thread
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _setup(batch=3, seed=1):
@@ -61,12 +61,12 @@ def _hand_cdrp(model, x, sparsity, steps, l1=0.01, lr=0.01):
 
 def test_learned_pathway_matches_the_official_loop_and_is_batch_independent():
     model, x = _setup()
-    batched = pruning.learned_pathway(model, x, 0.7, steps=40, progress=False)
+    batched = pruning.learned_pathway(model, x, 0.7, n_steps=40, progress=False)
     assert batched.settings["kept_prediction"].all()
     assert all(p.grad is None for p in model.parameters())
     for i in range(x.shape[0]):
         expected = _hand_cdrp(model, x[i : i + 1], 0.7, steps=40)
-        single = pruning.learned_pathway(model, x[i : i + 1], 0.7, steps=40, progress=False)
+        single = pruning.learned_pathway(model, x[i : i + 1], 0.7, n_steps=40, progress=False)
         for got, alone, want in zip(_masks(batched), _masks(single), expected, strict=False):
             assert torch.equal(got[i : i + 1], want)
             assert torch.equal(alone, want)
@@ -74,9 +74,9 @@ def test_learned_pathway_matches_the_official_loop_and_is_batch_independent():
 
 def test_learned_pathway_uniform_init_is_seeded_and_keeps_the_prediction():
     model, x = _setup()
-    a = pruning.learned_pathway(model, x, 0.8, init="uniform", steps=30, seed=3, progress=False)
-    b = pruning.learned_pathway(model, x, 0.8, init="uniform", steps=30, seed=3, progress=False)
-    c = pruning.learned_pathway(model, x, 0.8, init="uniform", steps=30, seed=4, progress=False)
+    a = pruning.learned_pathway(model, x, 0.8, init="uniform", n_steps=30, seed=3, progress=False)
+    b = pruning.learned_pathway(model, x, 0.8, init="uniform", n_steps=30, seed=3, progress=False)
+    c = pruning.learned_pathway(model, x, 0.8, init="uniform", n_steps=30, seed=4, progress=False)
     assert all(torch.equal(m, n) for m, n in zip(_masks(a), _masks(b), strict=False))
     assert not all(torch.equal(m, n) for m, n in zip(_masks(a), _masks(c), strict=False))
     assert (a.sparsity >= 0.8 - 1e-12).all()
@@ -84,7 +84,7 @@ def test_learned_pathway_uniform_init_is_seeded_and_keeps_the_prediction():
     # each sample starts from the same draw: its gates do not depend on the batch
     for i in range(3):
         alone = pruning.learned_pathway(
-            model, x[i : i + 1], 0.8, init="uniform", steps=30, seed=3, progress=False
+            model, x[i : i + 1], 0.8, init="uniform", n_steps=30, seed=3, progress=False
         )
         assert all(
             torch.equal(m[i : i + 1], n) for m, n in zip(_masks(a), _masks(alone), strict=False)
@@ -105,7 +105,7 @@ def test_learned_pathway_retries_with_a_smaller_l1_when_no_iterate_keeps_the_pre
         return loss, kept & (weight < 0.005).to(kept.device)
 
     monkeypatch.setattr(pruning, "_gated_loss", first_round_never_keeps)
-    pathway = pruning.learned_pathway(model, x, 0.5, init="uniform", steps=4, progress=False)
+    pathway = pruning.learned_pathway(model, x, 0.5, init="uniform", n_steps=4, progress=False)
     assert pathway.settings["kept_prediction"].all()
     assert torch.allclose(
         pathway.settings["l1_final"], torch.full((3,), 0.001, dtype=torch.float64)
@@ -116,13 +116,13 @@ def test_learned_pathway_retries_with_a_smaller_l1_when_no_iterate_keeps_the_pre
         pruning, "_gated_loss", lambda *a: (original(*a)[0], original(*a)[1] & False)
     )
     never = pruning.learned_pathway(
-        model, x, 0.5, init="uniform", steps=2, max_rounds=3, progress=False
+        model, x, 0.5, init="uniform", n_steps=2, max_rounds=3, progress=False
     )
     assert not never.settings["kept_prediction"].any()
     assert torch.allclose(never.settings["l1_final"], torch.full((3,), 1e-4, dtype=torch.float64))
     # init="ones" needs no retry: its first iterate is the whole network
     monkeypatch.setattr(pruning, "_gated_loss", original)
-    ones = pruning.learned_pathway(model, x, 0.5, steps=4, progress=False)
+    ones = pruning.learned_pathway(model, x, 0.5, n_steps=4, progress=False)
     assert ones.settings["kept_prediction"].all() and (ones.settings["l1_final"] == 0.01).all()
 
 
@@ -156,7 +156,7 @@ def _hand_taylor_masked(model, x, target, masks):
 
 def test_greedy_official_matches_the_round_by_round_reference():
     model, x = _setup()
-    pathway = pruning.greedy_pathway(model, x, 0.6, step=0.1, progress=False)
+    pathway = pruning.greedy_pathway(model, x, 0.6, step_size=0.1, progress=False)
     for i in range(x.shape[0]):
         expected = _hand_greedy_official(model, x[i : i + 1], 0.6, 0.1)
         for got, want in zip(_masks(pathway), expected, strict=False):
@@ -167,11 +167,13 @@ def test_greedy_official_matches_the_round_by_round_reference():
 
 def test_greedy_clean_in_one_round_is_the_taylor_pathway_and_is_nested_otherwise():
     model, x = _setup()
-    one_round = pruning.greedy_pathway(model, x, 0.6, step=0.6, variant="clean", progress=False)
+    one_round = pruning.greedy_pathway(
+        model, x, 0.6, step_size=0.6, variant="clean", progress=False
+    )
     taylor = select_pathway(neuron_contributions(model, x), 0.6)
     assert all(torch.equal(a, b) for a, b in zip(_masks(one_round), _masks(taylor), strict=False))
-    coarse = pruning.greedy_pathway(model, x, 0.5, step=0.25, variant="clean", progress=False)
-    fine = pruning.greedy_pathway(model, x, 0.5, step=0.05, variant="clean", progress=False)
+    coarse = pruning.greedy_pathway(model, x, 0.5, step_size=0.25, variant="clean", progress=False)
+    fine = pruning.greedy_pathway(model, x, 0.5, step_size=0.05, variant="clean", progress=False)
     for pathway in (coarse, fine):
         assert (pathway.sparsity >= 0.5 - 1e-12).all()
         assert pruning.dead_fraction(pathway, pruning.site_activations(model, x)).eq(0).all()
@@ -220,14 +222,14 @@ def test_active_pathway_and_dead_fraction_by_hand():
     assert pruning.dead_fraction(taylor, activations).eq(0).all()
 
 
-def test_jaccard_is_the_pathways_iou():
+def test_pathway_iou_is_the_jaccard_index():
     model, x = _setup()
     a = pruning.random_pathway(model, x, 0.5, seed=0)
     b = pruning.random_pathway(model, x, 0.5, seed=1)
     inter = sum((m & n).flatten(1).sum(1) for m, n in zip(_masks(a), _masks(b), strict=False))
     union = sum((m | n).flatten(1).sum(1) for m, n in zip(_masks(a), _masks(b), strict=False))
-    assert torch.allclose(pruning.jaccard(a, b), inter.double() / union)
-    assert pruning.jaccard(a, a).eq(1).all()
+    assert torch.allclose(a.iou(b), inter.double() / union)
+    assert a.iou(a).eq(1).all()
 
 
 # ------------------------------------------------------------------ output and decoding
@@ -254,15 +256,15 @@ def test_decode_pathway_raises_the_target_logit_within_bounds():
     model, x = _setup()
     pathway = select_pathway(neuron_contributions(model, x, target=[0, 1, 2]), 0.5)
     decoded = pruning.decode_pathway(
-        model, pathway, [0, 1, 2], like=x, bounds=(-1.0, 2.0), steps=150, progress=False
+        model, pathway, [0, 1, 2], like=x, bounds=(-1.0, 2.0), n_steps=150, progress=False
     )
     again = pruning.decode_pathway(
-        model, pathway, [0, 1, 2], like=x, bounds=(-1.0, 2.0), steps=150, progress=False
+        model, pathway, [0, 1, 2], like=x, bounds=(-1.0, 2.0), n_steps=150, progress=False
     )
     assert torch.equal(decoded, again) and decoded.shape == x.shape
     assert decoded.min() >= -1.0 and decoded.max() <= 2.0
     early = pruning.decode_pathway(
-        model, pathway, [0, 1, 2], like=x, bounds=(-1.0, 2.0), steps=20, progress=False
+        model, pathway, [0, 1, 2], like=x, bounds=(-1.0, 2.0), n_steps=20, progress=False
     )
     start = torch.full_like(x, 0.5)  # the mid-point of the bounds, where decoding starts
     masks = _masks(pathway)
@@ -286,8 +288,8 @@ def test_decode_pathway_raises_the_target_logit_within_bounds():
             "class to decode",
         ),
         (lambda m, x: pruning.learned_pathway(m, x, 0.5, init="zeros"), ValueError, "ones"),
-        (lambda m, x: pruning.learned_pathway(m, x, 0.5, steps=0), ValueError, "steps"),
-        (lambda m, x: pruning.greedy_pathway(m, x, 0.5, step=0), ValueError, "step"),
+        (lambda m, x: pruning.learned_pathway(m, x, 0.5, n_steps=0), ValueError, "steps"),
+        (lambda m, x: pruning.greedy_pathway(m, x, 0.5, step_size=0), ValueError, "step"),
         (lambda m, x: pruning.greedy_pathway(m, x, 0.5, variant="x"), ValueError, "official"),
         (lambda m, x: pruning.random_pathway(m, x, -0.1), ValueError, "sparsity"),
         (
@@ -350,10 +352,12 @@ def test_an_in_place_first_relu_never_writes_into_the_inputs():
 def test_greedy_pathways_share_rounds_and_equal_separate_calls(variant):
     model, x = _setup()
     wanted = [0.3, 0.5, 0.55, 0.6, 0.0]  # 0.55 is off the 0.1 grid: it needs a run of its own
-    together = pruning.greedy_pathways(model, x, wanted, step=0.1, variant=variant, progress=False)
+    together = pruning.greedy_pathways(
+        model, x, wanted, step_size=0.1, variant=variant, progress=False
+    )
     assert list(together) == sorted(wanted)
     for s in wanted:
-        alone = pruning.greedy_pathway(model, x, s, step=0.1, variant=variant, progress=False)
+        alone = pruning.greedy_pathway(model, x, s, step_size=0.1, variant=variant, progress=False)
         assert all(
             torch.equal(a, b) for a, b in zip(_masks(together[s]), _masks(alone), strict=False)
         )

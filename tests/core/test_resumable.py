@@ -6,8 +6,9 @@ import torch
 import toy_models as toy
 
 from pathlib_core import pruning, resumable
+from pathlib_core.cache import content_key
 
-single_thread = toy.single_thread
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture
@@ -25,9 +26,9 @@ def _setup(batch=5):
 @pytest.mark.parametrize("init", ["ones", "uniform"])
 def test_chunks_equal_one_batch(cache, init):
     model, x = _setup()
-    whole = pruning.learned_gates(model, x, init=init, steps=15, seed=4, progress=False)
+    whole = pruning.learned_gates(model, x, init=init, n_steps=15, seed=4, progress=False)
     chunked = resumable.learned_gates_in_chunks(
-        model, x, 2, init=init, steps=15, seed=4, progress=False
+        model, x, 2, init=init, n_steps=15, seed=4, progress=False
     )
     assert list(chunked) == list(whole)
     for name in whole:
@@ -45,16 +46,16 @@ def test_chunks_equal_one_batch(cache, init):
 
 def test_a_stopped_run_computes_only_the_missing_samples(cache, monkeypatch):
     model, x = _setup()
-    first = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
+    first = resumable.learned_gates_in_chunks(model, x, 2, n_steps=10, progress=False)
     calls = toy.count_gate_learning(monkeypatch)
-    again = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
+    again = resumable.learned_gates_in_chunks(model, x, 2, n_steps=10, progress=False)
     assert calls == []  # everything was saved
     (folder,) = (cache / "chunks").iterdir()
     files = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns)
     files[1].unlink()  # as if the run had stopped before this sample was saved
     files[3].write_bytes(b"half a file")  # and this one were unreadable
     with pytest.warns(UserWarning, match="could not be read"):
-        resumed = resumable.learned_gates_in_chunks(model, x, 2, steps=10, progress=False)
+        resumed = resumable.learned_gates_in_chunks(model, x, 2, n_steps=10, progress=False)
     assert calls == [2]  # the two missing samples, learned together
     for name in first:
         assert torch.equal(again[name], first[name])
@@ -63,11 +64,11 @@ def test_a_stopped_run_computes_only_the_missing_samples(cache, monkeypatch):
 
 def test_saved_gates_serve_other_batches_of_the_same_samples(cache, monkeypatch):
     model, x = _setup()
-    whole = resumable.learned_gates_in_chunks(model, x, 5, steps=10, progress=False)
+    whole = resumable.learned_gates_in_chunks(model, x, 5, n_steps=10, progress=False)
     calls = toy.count_gate_learning(monkeypatch)
     order = torch.tensor([3, 1, 4])
     part = resumable.learned_gates_in_chunks(
-        model, x[order], 2, steps=10, lr=0.01, seed=0, progress=False
+        model, x[order], 2, n_steps=10, lr=0.01, seed=0, progress=False
     )  # the defaults, spelt out
     assert calls == []
     for name in whole:
@@ -75,7 +76,7 @@ def test_saved_gates_serve_other_batches_of_the_same_samples(cache, monkeypatch)
     assert torch.equal(part.targets, whole.targets[order])
     assert torch.equal(part.settings["kept_prediction"], whole.settings["kept_prediction"][order])
     extended = resumable.learned_gates_in_chunks(
-        model, torch.cat([x, x[:2] + 1]), 4, steps=10, progress=False
+        model, torch.cat([x, x[:2] + 1]), 4, n_steps=10, progress=False
     )
     assert calls == [2]  # only the two new samples
     for name in whole:
@@ -85,11 +86,11 @@ def test_saved_gates_serve_other_batches_of_the_same_samples(cache, monkeypatch)
 def test_bad_arguments_name_the_fix(cache):
     model, x = _setup()
     with pytest.raises(ValueError, match="chunk_size"):
-        resumable.learned_gates_in_chunks(model, x, 0, steps=2)
+        resumable.learned_gates_in_chunks(model, x, 0, n_steps=2)
     with pytest.raises(TypeError, match="one tensor"):
-        resumable.learned_gates_in_chunks(model, (x,), 2, steps=2)
+        resumable.learned_gates_in_chunks(model, (x,), 2, n_steps=2)
     with pytest.raises(ValueError, match="at least one sample"):
-        resumable.learned_gates_in_chunks(model, x[:0], 2, steps=2)
+        resumable.learned_gates_in_chunks(model, x[:0], 2, n_steps=2)
     with pytest.raises(TypeError, match="settings are those of pruning.learned_gates"):
         resumable.learned_gates_in_chunks(model, x, 2, step=2)
     assert not (cache / "chunks").exists()
@@ -102,10 +103,10 @@ def test_cached_result_and_discard(cache):
         calls.append(1)
         return {"value": torch.arange(3), "note": "x"}
 
-    key = resumable.content_key({"a": 1}, [("t", torch.ones(2))], ("pathway.py",))
-    assert key != resumable.content_key({"a": 2}, [("t", torch.ones(2))], ("pathway.py",))
-    assert key != resumable.content_key({"a": 1}, [("t", torch.zeros(2))], ("pathway.py",))
-    assert key != resumable.content_key({"a": 1}, [("t", torch.ones(2))], ())
+    key = content_key({"a": 1}, [("t", torch.ones(2))], ("pathway.py",))
+    assert key != content_key({"a": 2}, [("t", torch.ones(2))], ("pathway.py",))
+    assert key != content_key({"a": 1}, [("t", torch.zeros(2))], ("pathway.py",))
+    assert key != content_key({"a": 1}, [("t", torch.ones(2))], ())
     first = resumable.cached_result("thing", key, compute)
     second = resumable.cached_result("thing", key, compute)
     assert calls == [1] and torch.equal(second["value"], first["value"]) and second["note"] == "x"
@@ -124,21 +125,21 @@ def test_sites_given_as_modules_key_the_gates_by_site(cache):
     first, second = [name for name, m in model.named_modules() if isinstance(m, torch.nn.ReLU)][:2]
     named = dict(model.named_modules())
     a = resumable.learned_gates_in_chunks(
-        model, x, 5, steps=4, sites=[named[first]], progress=False
+        model, x, 5, n_steps=4, sites=[named[first]], progress=False
     )
     b = resumable.learned_gates_in_chunks(
-        model, x, 5, steps=4, sites=[named[second]], progress=False
+        model, x, 5, n_steps=4, sites=[named[second]], progress=False
     )
     assert list(a) == [first] and list(b) == [second]
     by_name = resumable.learned_gates_in_chunks(
-        model, x, 5, steps=4, sites=[second], progress=False
+        model, x, 5, n_steps=4, sites=[second], progress=False
     )
     assert torch.equal(by_name[second], b[second])
 
 
 def test_a_model_in_train_mode_is_refused_even_when_its_gates_are_saved(cache):
     model, x = _setup()
-    resumable.learned_gates_in_chunks(model, x, 5, steps=3, progress=False)
+    resumable.learned_gates_in_chunks(model, x, 5, n_steps=3, progress=False)
     model.train()
     with pytest.raises(ValueError, match="eval"):
-        resumable.learned_gates_in_chunks(model, x, 5, steps=3, progress=False)
+        resumable.learned_gates_in_chunks(model, x, 5, n_steps=3, progress=False)

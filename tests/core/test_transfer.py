@@ -1,6 +1,6 @@
-"""GEN-CNP (pathlib_core.transfer): the generator, its training (model untouched, seeded, cached),
-the generated, class and transferred pathways, and the metrics against direct computations, on the
-real MNIST CNN and digits."""
+"""GEN-CNP (the pathlib_core.transfer package): the generator, its training (model untouched,
+seeded, cached), the generated, class and transferred pathways, and the metrics against direct
+computations, on the real MNIST CNN and digits."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_training_that_raises_leaves_no_hooks(model, digits, monkeypatch):
     def fails_in_the_loss(logits):
         raise RuntimeError("loss")
 
-    monkeypatch.setattr(T, "straight_through", fails_in_the_loss)
+    monkeypatch.setattr(T.training, "straight_through", fails_in_the_loss)
     with pytest.raises(RuntimeError, match="loss"):
         T.train_generator(model, x[:256], TINY, cache=False, progress=False)
     assert _all_hooks(model) == []
@@ -174,7 +174,7 @@ def test_the_cache_is_used_on_the_second_call(model, digits, tmp_path, monkeypat
     def no_training(*args, **kwargs):
         raise AssertionError("trained although the generator is cached")
 
-    monkeypatch.setattr(T, "_train", no_training)
+    monkeypatch.setattr(T.training, "_train", no_training)
     second = T.train_generator(model, x[:256], TINY, progress=False)
     _assert_same(_weights(first), _weights(second))
     assert second.history == first.history
@@ -226,7 +226,7 @@ def test_generated_pathways_are_sparse_faithful_and_per_instance(generator, mode
     # every pathway tool works on it
     grads = restricted_input_gradient(model, x[:4], torch.tensor([0, 1, 2, 3]), pathway[:4])
     assert grads[0].shape == x[:4].shape and bool(grads[0].abs().sum() > 0)
-    assert torch.equal(pruning.jaccard(pathway, pathway), torch.ones(200, dtype=torch.float64))
+    assert torch.equal(pathway.iou(pathway), torch.ones(200, dtype=torch.float64))
 
 
 def test_class_pathways_transfer_better_than_random_pathways(generator, model, digits):
@@ -382,7 +382,7 @@ def test_transfer_accuracy_with_one_pathway_per_input(generator, model, digits):
 def test_pairwise_iou_is_symmetric_with_a_unit_diagonal(generator, model, digits):
     _, (xt, _) = digits
     pathway = T.generate_pathway(generator, model, xt[:6])
-    iou = T.pairwise_iou(pathway)
+    iou = pathway.pairwise_iou()
     assert iou.shape == (6, 6) and iou.dtype == torch.float64
     assert torch.equal(iou, iou.T) and torch.equal(
         iou.diagonal(), torch.ones(6, dtype=torch.float64)

@@ -1,5 +1,6 @@
 """The paper's numbers as stored: complete tables, names that map onto the registry, and the
-ROAR AUCs computed independently (by hand, trapezoid rule) from the same lists (0.7287 and 0.5241)."""
+ROAR AUCs computed independently (by hand, trapezoid rule) from the same lists (0.7287 and
+0.5241)."""
 
 import pytest
 

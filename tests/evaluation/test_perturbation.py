@@ -14,7 +14,7 @@ from pathlib_core.evaluation.perturbation import (
     random_attributions,
 )
 
-single_thread = toy.single_thread
+pytestmark = pytest.mark.usefixtures("single_thread")
 FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
 
 

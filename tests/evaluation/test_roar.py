@@ -15,13 +15,7 @@ SIDE = 10
 INFORMATIVE = [(6, 6), (6, 7), (7, 6), (7, 7)]  # the 2x2 block that decides the class
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models run faster on one thread on a busy machine; restored after the module."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def train_logreg(images, labels, seed, steps=150):
@@ -160,7 +154,8 @@ def test_roar_is_deterministic_and_rows_follow_seeds(data):
 def test_auc_matches_the_official_trapezoid():
     fractions = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9]
     constant = torch.full((2, 6), 0.8, dtype=torch.float64)
-    # CIFAR10 "Gradients" and "NeuronIntGrad*" rows of the official plots.roar_plot (the paper's Fig. 6 data)
+    # CIFAR10 "Gradients" and "NeuronIntGrad*" rows of the official plots.roar_plot (the paper's
+    # Fig. 6 data)
     gradients = torch.tensor([[84.36, 79.1, 81.1, 82.81, 82.26, 75.5]], dtype=torch.float64) / 100
     star = torch.tensor([[84.36, 75.09, 63.56, 54.6, 47.85, 37.27]], dtype=torch.float64) / 100
     result = RoarResult("roar", fractions, {"c": constant, "g": gradients, "s": star})

@@ -11,7 +11,7 @@ from torch import nn
 from pathlib_core.evaluation import sanity
 from pathlib_core.evaluation.maps import normalise, pixel_map
 
-single_thread = toy.single_thread
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 CELLS = (2, 2)  # HOG cells for the toy models' 8x8 inputs
 

@@ -12,7 +12,7 @@ from pathlib_core.evaluation.maps import replacement_images
 from pathlib_core.evaluation.perturbation import random_attributions
 from pathlib_core.evaluation.sensitivity import SensitivityN, patch_sensitivity, sensitivity_n
 
-single_thread = toy.single_thread
+pytestmark = pytest.mark.usefixtures("single_thread")
 NS = (1, 3, 8, 20)  # of 5 x 5 = 25 pixels
 
 
@@ -160,15 +160,15 @@ def test_training_mode_is_refused_and_model_is_untouched():
 
 
 def test_patches_are_seeded_squares_and_an_exact_map_adds_up_over_them():
-    from pathlib_core.evaluation.sensitivity import _random_patches
+    from pathlib_core.evaluation.sensitivity import random_patches
 
-    masks = _random_patches(torch.tensor([1, 3]), 7, 5, 6, seed=4).view(2, 7, 5, 6)
+    masks = random_patches(torch.tensor([1, 3]), 7, 5, 6, seed=4).view(2, 7, 5, 6)
     for j in range(7):
         rows, cols = masks[1, j].nonzero(as_tuple=True)
         assert len(rows) == 9 and rows.max() - rows.min() == 2 and cols.max() - cols.min() == 2
     assert (masks[0].flatten(1).sum(dim=1) == 1).all()
     assert torch.equal(
-        masks, _random_patches(torch.tensor([1, 3]), 7, 5, 6, seed=4).view(2, 7, 5, 6)
+        masks, random_patches(torch.tensor([1, 3]), 7, 5, 6, seed=4).view(2, 7, 5, 6)
     )
     model, x, target = linear(), images(), torch.tensor([0, 3, 1])
     result = patch_sensitivity(
@@ -197,9 +197,9 @@ def test_a_mapping_of_maps_equals_one_call_per_map_with_one_set_of_removal_passe
     model, x, target = linear(), images(), torch.tensor([2, 0, 1])
     maps = {"exact": exact_map(model, x, target), "random": random_attributions(x, seed=4)}
     calls = []
-    original = sensitivity._removal_outputs
+    original = sensitivity.removal_outputs
     monkeypatch.setattr(
-        sensitivity, "_removal_outputs", lambda *a, **k: calls.append(1) or original(*a, **k)
+        sensitivity, "removal_outputs", lambda *a, **k: calls.append(1) or original(*a, **k)
     )
     together = sensitivity_n(model, x, target, maps, NS, n_subsets=20)
     patches = patch_sensitivity(model, x, target, maps, sides=(1, 2), n_patches=10)

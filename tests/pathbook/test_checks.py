@@ -38,11 +38,13 @@ def test_everything_is_restored_when_the_body_raises_and_use_binds_names():
         own_work(namespace, forbid=["restrict"], use={"helper": len, "restrict": 1}),
     ):
         assert namespace["helper"] is len and namespace["restrict"] == 1
-        1 / 0
+        _ = 1 / 0
     assert namespace == {"restrict": restrict} and pathlib_core.restrict is restrict
-    with pytest.raises(ValueError, match="no 'no_such_function'"):
-        with own_work({}, forbid=["no_such_function"]):
-            pass
+    with (
+        pytest.raises(ValueError, match="no 'no_such_function'"),
+        own_work({}, forbid=["no_such_function"]),
+    ):
+        pass
 
 
 def test_the_references_equal_the_library_and_work_while_it_is_forbidden(mnist_model):

@@ -425,7 +425,7 @@ def test_calling_the_reference_fails_and_a_wrong_function_costs_only_its_own_poi
 
 
 def test_a_warning_on_stderr_costs_no_points_but_is_reported():
-    from pathbook.grading import Run, _score
+    from pathbook.grading import Run, score_question
 
     cell = nbformat.v4.new_code_cell("### TEST quiet (2 points)\nimport warnings")
     cell.metadata["nbgrader"] = {"grade": True, "grade_id": "quiet", "points": 2.0}
@@ -436,13 +436,13 @@ def test_a_warning_on_stderr_costs_no_points_but_is_reported():
         )
     ]
     nb = nbformat.v4.new_notebook(cells=[cell])
-    points, status, error = _score(Question("quiet", 2.0), Run(nb))
+    points, status, error = score_question(Question("quiet", 2.0), Run(nb))
     assert (points, status) == (2.0, "passed")
     assert error == "wrote to stderr: UserWarning: something is deprecated"
     cell.outputs.append(
         nbformat.v4.new_output("error", ename="AssertionError", evalue="no", traceback=[])
     )
-    assert _score(Question("quiet", 2.0), Run(nb)) == (0.0, "failed", "AssertionError: no")
+    assert score_question(Question("quiet", 2.0), Run(nb)) == (0.0, "failed", "AssertionError: no")
 
 
 @pytest.mark.slow
@@ -530,7 +530,8 @@ def test_grading_kernels_run_with_the_threads_asked_for(tmp_path):
             "md:# Threads\n\n## What you will learn\n\nTo count.",
             "import os\n\nimport torch",
             "### BEGIN SOLUTION\nthreads = torch.get_num_threads()\n### END SOLUTION",
-            "### TEST one_thread (1 point)\nassert threads == 1 and os.environ['OMP_NUM_THREADS'] == '1'",
+            "### TEST one_thread (1 point)\n"
+            "assert threads == 1 and os.environ['OMP_NUM_THREADS'] == '1'",
         ),
         sources / "threads.ipynb",
     )

@@ -1,4 +1,10 @@
-"""A small on-disk cache for trained weights: where it lives, atomic writes, checksums.
+"""The library's on-disk cache: where it lives, the one way to key a saved result, atomic
+writes, and checksummed weight files.
+
+Every cache of the library (trained models, the GEN-CNP generator, ROAR's maps and retrainings,
+the pruning objective's gates, the sanity checks' maps) names its files by :func:`content_key`,
+a hash of everything the saved result depends on, so a changed input, setting or library source
+gives a new key and the result is recomputed rather than loaded stale.
 
 Every weight file ``NAME.pt`` has a sidecar ``NAME.json`` holding the sha256 of the weight file and
 free-form metadata. A file whose checksum does not match, or that fails to load, is reported with a
@@ -7,19 +13,25 @@ warning and treated as absent, so the caller rebuilds it; it is never used silen
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 CACHE_ENV = "PATHLIB_CORE_CACHE"
+
+# the modules the pruning objective's result depends on (an edit elsewhere keeps saved gates)
+GATE_SOURCES = ("pruning.py", "contribution.py", "pathway.py", "sites.py", "_validation.py")
+# and those an attribution map of the method registry on the book's models depends on
+MAP_SOURCES = (*GATE_SOURCES, "attribution.py", "methods.py", "models.py")
 
 
 def cache_dir() -> Path:
@@ -47,9 +59,40 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def hash_tensor(digest: hashlib._Hash, tensor: torch.Tensor, label: str = "") -> None:
     """Feed ``label``, the dtype, shape and bytes of ``tensor`` into ``digest`` (cache keys)."""
     tensor = tensor.detach().cpu().contiguous()
-    prefix = f"|{label}" if label else ""  # without a label: the keys ROAR's cache always had
+    prefix = f"|{label}" if label else ""
     digest.update(f"{prefix}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
     digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def content_key(
+    options: Mapping[str, Any],
+    tensors: Iterable[tuple[str, torch.Tensor]] = (),
+    sources: Sequence[str] = (),
+) -> str:
+    """sha256 of ``options`` (sorted by key), of each ``(label, tensor)`` (dtype, shape, bytes)
+    and of the library's ``sources`` (file names relative to this package): the key of a saved
+    result, which must name everything the result depends on."""
+    digest = hashlib.sha256(repr(sorted(options.items())).encode())
+    for name, tensor in tensors:
+        hash_tensor(digest, tensor, name)
+    for name in sources:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """The versions of the packages whose numerics a saved result depends on: torch, Captum,
+    and timm and torchvision, which build the models."""
+    import captum
+    import timm
+    import torchvision
+
+    return {
+        "torch": torch.__version__,
+        "captum": captum.__version__,
+        "timm": timm.__version__,
+        "torchvision": torchvision.__version__,
+    }
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], Any]) -> None:
@@ -67,10 +110,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], A
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; cache files are ordinary readable files
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 

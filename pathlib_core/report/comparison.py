@@ -1,0 +1,375 @@
+"""Figures, tables and sentences of the chapter comparing pruning and contribution pathways.
+
+The pathways come from ``pathlib_core.kinds``; the measures from ``Pathway.iou`` and
+``pruning`` (``dead_fraction``, ``output_preservation``, ``decode_pathway``). The sentences
+compare our numbers with the paper's pattern (book/definitions.md, "The pruning objective"), and
+choose their wording from the numbers, so that a result that contradicts the paper says so.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from .. import plotting, pruning
+from ..kinds import COLOURS, COMPARED, CONTRIBUTION
+from ..pathway import Pathway
+from .text import markdown_table, pct
+
+Paths = Mapping[float, Mapping[str, Pathway]]
+"""sparsity -> kind -> pathway, as ``kinds.Comparison.pathways``."""
+
+
+def _middle(sparsities: Sequence[float]) -> float:
+    """The sparsity the sentences speak of: 0.9 when computed, else the middle one."""
+    return 0.9 if 0.9 in sparsities else sparsities[len(sparsities) // 2]
+
+
+def sparsity_table(
+    paths: Paths, sparsities: Sequence[float], label: str, kinds: Sequence[str] = COMPARED
+) -> str:
+    """Markdown: the mean fraction of neurons each kind actually removes at each requested
+    sparsity (greedy and tie rules remove more or fewer than asked)."""
+    rows = [[s, *(f"{float(paths[s][k].sparsity.mean()):.3f}" for k in kinds)] for s in sparsities]
+    table = markdown_table(["requested", *kinds], rows)
+    return f"**{label}**: mean fraction of neurons actually removed.\n\n" + table
+
+
+def iou_matrices(
+    paths: Paths, sparsities: Sequence[float], kinds: Sequence[str] = COMPARED
+) -> dict[float, np.ndarray]:
+    """sparsity -> (kinds x kinds) mean IoU (Jaccard similarity) over the inputs, as the
+    official ``path_analysis.py`` averages it over images for every pair of methods."""
+    return {
+        s: np.array([[float(paths[s][a].iou(paths[s][b]).mean()) for b in kinds] for a in kinds])
+        for s in sparsities
+    }
+
+
+def iou_figure(
+    matrices: Mapping[float, np.ndarray], title: str, kinds: Sequence[str] = COMPARED
+) -> Figure:
+    """One heat map of the mean IoU per sparsity, the value written in every cell."""
+    sparsities = list(matrices)
+    fig, axes = plt.subplots(1, len(sparsities), figsize=(3.6 * len(sparsities) + 1.5, 4.0))
+    axes = np.atleast_1d(axes)
+    for ax, s in zip(axes, sparsities, strict=True):
+        image = ax.imshow(matrices[s], vmin=0, vmax=1, cmap="viridis")
+        for i in range(len(kinds)):
+            for j in range(len(kinds)):
+                value = matrices[s][i, j]
+                colour = "white" if value < 0.6 else "black"
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
+        ax.set_xticks(range(len(kinds)), kinds, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(kinds)), kinds if ax is axes[0] else [], fontsize=7)
+        ax.set_title(f"sparsity {s}")
+    fig.colorbar(image, ax=axes, shrink=0.7, label="mean Jaccard similarity")
+    fig.suptitle(title)
+    return fig
+
+
+def iou_summary(matrices: Mapping[float, np.ndarray], label: str) -> str:
+    """Whether the two contribution pathways are closer to each other than to any pruning-
+    objective pathway (the paper's pattern), at 0.9 or the middle sparsity. The matrices
+    are in ``COMPARED`` order; Greedy is left out (it keeps far more neurons than asked)."""
+    s = _middle(list(matrices))
+    m = matrices[s]
+    contribution = m[0, 1]
+    cross = max(m[i, j] for i in (0, 1) for j in (2, 3))
+    pruning_pair = m[2, 3]
+    random_level = max(m[i, 5] for i in range(5))
+    if contribution > cross:
+        closeness = "largely the same neurons" if contribution >= 0.5 else "overlapping neurons"
+        verdict = (
+            f"agrees with the paper's pattern: the two contribution methods pick "
+            f"{closeness} and are closer to each other than to any pruning-objective "
+            "pathway"
+        )
+    else:
+        verdict = (
+            "does **not** agree with the paper's pattern: a pruning-objective pathway is "
+            "as close to a contribution pathway as the two contribution methods are"
+        )
+    return (
+        f"{label}, sparsity {s}: NeuronMCT and NeuronIntGrad share {contribution:.2f} (Jaccard); "
+        f"the closest contribution/DGR pair shares {cross:.2f}; the two DGR initialisations "
+        f"share {pruning_pair:.2f} with each other; no method shares more than "
+        f"{random_level:.2f} with random removal. Greedy is left out of the comparison: its "
+        f"pathways keep far more neurons than asked (table above). This {verdict}."
+    )
+
+
+def _site_ticks(ax, sites: Sequence[str]) -> None:
+    ticks = range(0, len(sites), max(1, len(sites) // 12))
+    ax.set_xticks(list(ticks), [sites[i] for i in ticks], rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("site (forward order)")
+
+
+def layerwise_figure(
+    paths: Mapping[str, Pathway],
+    title: str,
+    reference: str = "NeuronIntGrad",
+    kinds: Sequence[str] = COMPARED,
+) -> Figure:
+    """Per site (forward order): the IoU of each kind with ``reference`` (left, the official
+    ``layerwise_all`` plot) and each kind's kept fraction (right, log scale)."""
+    ref = paths[reference]
+    sites = ref.sites
+    fig, (ax_j, ax_k) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for kind in kinds:
+        if kind == reference:
+            continue
+        by_site = ref.iou(paths[kind], by_site=True)
+        ax_j.plot(
+            [float(by_site[n].mean()) for n in sites], marker=".", label=kind, color=COLOURS[kind]
+        )
+    for kind in kinds:
+        kept = paths[kind].kept_fraction()
+        ax_k.plot(
+            [float(kept[n].mean()) for n in sites], marker=".", label=kind, color=COLOURS[kind]
+        )
+    for ax in (ax_j, ax_k):
+        _site_ticks(ax, sites)
+    ax_j.set_ylabel(f"Jaccard with {reference}")
+    ax_k.set_ylabel("fraction of the site's neurons kept")
+    ax_k.set_yscale("log")
+    ax_j.legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def _nanmean(values: Tensor) -> float:
+    """The mean over the inputs whose value is defined (NaN where a pathway keeps no neuron
+    of a site: drawn as a missing point, not worth a warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean(values.numpy()))
+
+
+def dead_shares(
+    paths: Mapping[str, Pathway],
+    activations: Mapping[str, Tensor],
+    kinds: Sequence[str] = COMPARED,
+) -> dict[str, float]:
+    """kind -> the share of its pathway's neurons that are dead, averaged over the inputs
+    (inputs whose pathway is empty left out)."""
+    return {k: _nanmean(pruning.dead_fraction(paths[k], activations)) for k in kinds}
+
+
+def dead_figure(
+    paths: Paths,
+    activations: Mapping[str, Tensor],
+    sparsities: Sequence[float],
+    title: str,
+    per_site_at: float = 0.9,
+    kinds: Sequence[str] = COMPARED,
+) -> Figure:
+    """Stacked bars of dead and active shares per kind at each sparsity, then the dead share
+    per site at ``per_site_at``."""
+    fig, axes = plt.subplots(1, len(sparsities) + 1, figsize=(3.4 * (len(sparsities) + 1), 3.6))
+    for ax, s in zip(axes, sparsities, strict=False):
+        shares = dead_shares(paths[s], activations, kinds)
+        dead = [shares[k] for k in kinds]
+        ax.bar(kinds, dead, color="black", label="dead")
+        ax.bar(kinds, [1 - d for d in dead], bottom=dead, color="tab:green", label="active")
+        ax.set_title(f"sparsity {s}")
+        ax.set_ylim(0, 1)
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
+    axes[0].set_ylabel("share of the pathway's neurons")
+    axes[0].legend(fontsize=7, loc="lower left")
+    ax = axes[-1]
+    s = per_site_at
+    sites = paths[s][kinds[0]].sites
+    for kind in kinds:
+        by_site = pruning.dead_fraction(paths[s][kind], activations, by_site=True)
+        ax.plot(
+            [_nanmean(by_site[n]) for n in sites],
+            marker=".",
+            color=COLOURS[kind],
+            label=kind,
+        )
+    ax.set_title(f"per site, sparsity {s}")
+    ax.legend(fontsize=6)
+    ax.set_xlabel("site (forward order)")
+    ax.set_ylabel("dead share")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def dead_summary(
+    shares: Mapping[float, Mapping[str, float]], active_kept: float, label: str
+) -> str:
+    """The dead share of every kind at every sparsity (``shares``: sparsity -> kind -> share,
+    from ``dead_shares``), and whether, at 0.9 or the first sparsity, the contribution
+    pathways hold none while DGR (init U) does (the paper's contrast). ``active_kept`` is the
+    mean fraction of neurons the active sub-network keeps."""
+    sparsities = list(shares)
+    rows = [
+        f"at sparsity {s}: " + ", ".join(f"{k} {pct(v)}" for k, v in shares[s].items())
+        for s in sparsities
+    ]
+    s = 0.9 if 0.9 in sparsities else sparsities[0]
+    at = shares[s]
+    with_dead = [k for k in at if at[k] > 0.01]
+    without = [k for k in at if at[k] <= 0.01]
+    contribution_clean = all(at[k] == 0 for k in CONTRIBUTION)
+    verdict = (
+        f"pathways with dead neurons: {', '.join(with_dead) or 'none'}; without: "
+        f"{', '.join(without)}. "
+    )
+    if contribution_clean and "DGR (init U)" in with_dead:
+        verdict += (
+            f"DGR (init U) keeps {pct(at['DGR (init U)'])} dead neurons, random "
+            f"removal {pct(at['Random'])} (a dead neuron's gate gets no gradient from "
+            "the output, only the L1 pull, which lowers every such gate alike, so those "
+            "kept are the ones that started highest: a random choice), "
+            "which agrees with the paper's point that the pruning objective does not "
+            "avoid them"
+        )
+        if "DGR (init 1)" in without:
+            verdict += (
+                "; DGR (init 1) keeps almost none, because its dead gates tie and are "
+                "removed together (see above)"
+            )
+        verdict += "."
+    else:
+        verdict += "This does **not** show the paper's contrast."
+    return (
+        f"{label}: {pct(1 - active_kept)} of all neurons are dead on average (so the active "
+        f"sub-network keeps {pct(active_kept)}). Dead share of each pathway "
+        + "; ".join(rows)
+        + f". At sparsity {s}, {verdict} Greedy keeps dead neurons by its rule of putting back "
+        "every zero-score neuron."
+    )
+
+
+def preservation_figure(
+    preservation: Mapping[str, Mapping[float, tuple[pruning.Preservation, float]]],
+    active: pruning.Preservation,
+    active_removed: float,
+    title: str,
+) -> Figure:
+    """Share of inputs whose prediction each kind keeps (left) and the median relative change
+    of p(class) (right), against the fraction of neurons actually removed; a cross for the
+    active sub-network. ``preservation`` is ``kinds.Comparison.preservation``."""
+    fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for kind, by_sparsity in preservation.items():
+        removed = [removed for _, removed in by_sparsity.values()]
+        results = [result for result, _ in by_sparsity.values()]
+        style = {"marker": "o", "color": COLOURS[kind], "label": kind}
+        ax_a.plot(removed, [float(r.prediction_kept.float().mean()) for r in results], **style)
+        ax_b.plot(removed, [float(r.relative_change.median()) for r in results], **style)
+    kept = float(active.prediction_kept.float().mean())
+    ax_a.plot(active_removed, kept, "kx", ms=9, label="active sub-network")
+    ax_b.plot(active_removed, float(active.relative_change.median()), "kx", ms=9)
+    ax_a.set_ylabel("share of inputs with the prediction kept")
+    ax_b.set_ylabel("median relative change of p(class)")
+    ax_b.set_yscale("symlog", linthresh=1e-3)
+    for ax in (ax_a, ax_b):
+        ax.set_xlabel("fraction of neurons actually removed")
+    ax_a.legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def preservation_summary(
+    preservation: Mapping[str, Mapping[float, tuple[pruning.Preservation, float]]],
+    matrices: Mapping[float, np.ndarray],
+    label: str,
+    s: float = 0.9,
+) -> str:
+    """Which kinds keep the prediction for at least 90% of the inputs at ``s``, and whether a
+    contribution pathway and a pathway of another kind that shares less than half its neurons
+    with it both do (then meeting the pruning objective does not single out the critical
+    neurons). ``matrices`` are ``iou_matrices`` in ``COMPARED`` order; Greedy is left out."""
+    kinds = list(preservation)
+    kept = {k: float(preservation[k][s][0].prediction_kept.float().mean()) for k in kinds}
+    meeting = [k for k in kinds if kept[k] >= 0.9 and k != "Greedy"]  # Greedy: far less sparse
+    m = matrices[s]
+    index = {k: COMPARED.index(k) for k in kinds}
+    distinct = [
+        (a, b)
+        for a in meeting
+        for b in meeting
+        if index[a] < index[b]
+        and m[index[a], index[b]] < 0.5
+        and (a in CONTRIBUTION) != (b in CONTRIBUTION)
+    ]
+    text = (
+        f"{label}, sparsity {s}: the prediction is kept by "
+        + ", ".join(f"{k} {pct(v)}" for k, v in kept.items())
+        + ". "
+    )
+    if distinct:
+        pairs = ", ".join(f"{a} and {b} (Jaccard {m[index[a], index[b]]:.2f})" for a, b in distinct)
+        text += (
+            f"A contribution pathway and another kind that share less than half their "
+            f"neurons both meet the objective "
+            f"for at least 90% of the inputs: {pairs}. Meeting the pruning objective does "
+            "not single out the critical neurons, as the paper argues."
+        )
+    else:
+        text += (
+            "No pathway of another kind that differs much from a contribution pathway keeps "
+            "the prediction for 90% of the inputs here, so this figure does not illustrate "
+            "the paper's argument at this sparsity."
+        )
+    return text
+
+
+def image_rows_figure(
+    inputs: Tensor,
+    panels: Sequence[Tensor],
+    titles: Sequence[str],
+    to_display: Callable[[Tensor], np.ndarray],
+    size: float,
+    cmap: str = "gray",
+    panel_display: Callable[[Tensor], np.ndarray] | None = None,
+) -> Figure:
+    """One row per input: the input, then one panel per kind (``panels[j][i]``, kind ``j`` of
+    input ``i``); ``titles`` name the columns. ``to_display`` turns an input into an image, and
+    a panel too unless ``panel_display`` is given."""
+    panel_display = panel_display or to_display
+    images = []
+    for i in range(len(inputs)):
+        images.append(to_display(inputs[i]))
+        images.extend(panel_display(panels[j][i]) for j in range(len(titles) - 1))
+    return plotting.image_grid(
+        np.stack(images),
+        titles=list(titles) + [""] * (len(images) - len(titles)),
+        ncols=len(titles),
+        size=size,
+        cmap=cmap,
+    )
+
+
+def recognised_sentence(
+    label: str, recognised: Tensor, kinds: Sequence[str], note: str | None = None
+) -> str:
+    """The share of decoded inputs the whole network assigns to the target, per kind
+    (``recognised``: kinds x inputs, as ``kinds.decode_kinds`` returns it)."""
+    return (
+        f"{label}: share of decoded images that the whole network assigns to the target class: "
+        + ", ".join(f"{k} {pct(recognised[j].float().mean())}" for j, k in enumerate(kinds))
+        + (f" ({note})" if note else "")
+        + "."
+    )
+
+
+def gradient_display(grey: bool = False) -> Callable[[Tensor], np.ndarray]:
+    """A function that turns one input gradient into an image: per pixel the signed channel
+    value of largest magnitude, its absolute value capped at the ``plotting.CAP_PERCENTILE``
+    percentile of the map's non-zero magnitudes (the official display divides by the maximum,
+    which leaves sparse maps black); ``grey`` repeats it into RGB (so no colour map applies)."""
+
+    def display(map_: Tensor) -> np.ndarray:
+        shown = plotting.saliency_to_display(map_[None], cap_percentile=plotting.CAP_PERCENTILE)
+        return np.repeat(shown[0][..., None], 3, axis=2) if grey else shown[0]
+
+    return display

@@ -1,0 +1,437 @@
+"""Curves, rankings, tables and verdict sentences of the evaluation chapters (pixel perturbation,
+sensitivity-n, ROAR and KAR; book/definitions.md, "Evaluation protocols").
+
+The results come from ``pathlib_core.evaluation``; the paper's numbers from
+``pathlib_core.paper_numbers``. A ranking lists method names from best to worst; a sentence that
+compares ours with the paper says which methods lead in each and whether they agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import paper_numbers
+from ..plotting import method_style
+from .text import markdown_table
+
+PAPER_NAME = {ours: paper for paper, ours in paper_numbers.REGISTRY_NAME.items()}
+"""Our method name -> the paper's (only the methods the paper evaluated)."""
+
+PAPER_PATHWAYS = ("NeuronMCT", "NeuronIntGrad")
+"""The pathway gradients the paper evaluates (DGR, ours, is not among them)."""
+
+
+# ------------------------------------------------------------------------------ rankings
+
+
+def at_last(curve: Any) -> float:
+    """A perturbation curve's mean change at its last fraction (LeRF: lower is better)."""
+    return float(curve.mean_change[-1])
+
+
+def ranking(scores: Mapping[str, float], higher_is_better: bool = False) -> list[str]:
+    """Method names from best to worst by ``scores``; ties keep the mapping's order."""
+    return sorted(scores, key=lambda name: -scores[name] if higher_is_better else scores[name])
+
+
+def lerf_ranking(curves: Mapping[str, Any]) -> list[str]:
+    """Methods by their LeRF change at the last fraction, smallest (best) first."""
+    return ranking({name: at_last(curve) for name, curve in curves.items()})
+
+
+def morf_ranking(curves: Mapping[str, Any]) -> list[str]:
+    """Methods by their mean MoRF AOPC, largest (best) first."""
+    return ranking({n: float(c.aopc.mean()) for n, c in curves.items()}, higher_is_better=True)
+
+
+def rank_of(name: str, order: Sequence[str]) -> str:
+    """``"3 of 11"``: where ``name`` stands in a ranking (best first)."""
+    if name not in order:
+        raise ValueError(f"{name!r} is not in the ranking {list(order)}; rank a method it holds.")
+    return f"{list(order).index(name) + 1} of {len(order)}"
+
+
+def best_of(names: Sequence[str], order: Sequence[str]) -> tuple[str, int]:
+    """The best-ranked of ``names`` in ``order`` and its rank (1 = best)."""
+    ranked = [(list(order).index(n) + 1, n) for n in names if n in order]
+    if not ranked:
+        raise ValueError(f"none of {list(names)} is in the ranking {list(order)}.")
+    rank, name = min(ranked)
+    return name, rank
+
+
+# ------------------------------------------------------------------------ pixel perturbation
+
+
+def curve_panel(ax, order: str, by_method: Mapping[str, Any], style: Mapping | None = None):
+    """One LeRF or MoRF panel: each method's mean change against the % of pixels removed (LeRF
+    from the first removal, so that it fits a log scale); ``style`` maps a name to line options
+    (default: the registry's ``method_style``)."""
+    first = 1 if order == "lerf" else 0
+    for name, curve in by_method.items():
+        ax.plot(
+            100 * curve.fractions.numpy()[first:],
+            curve.mean_change.numpy()[first:],
+            marker=".",
+            label=name,
+            **(style[name] if style is not None else method_style(name)),
+        )
+    ax.set_xlabel("% of pixels removed")
+
+
+def perturbation_figure(
+    curves: Mapping[str, Mapping[str, Any]],
+    title: str,
+    paper: tuple[str, Mapping[str, Sequence[float]]] | None = None,
+):
+    """LeRF (log scale, from the first removal) and MoRF mean change per method, and with
+    ``paper = (dataset, table)`` a third panel with the paper's LeRF curves on that dataset."""
+    import matplotlib.pyplot as plt
+
+    panels = 3 if paper else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.0), layout="constrained")
+    for ax, order in zip(axes, ("lerf", "morf"), strict=False):
+        curve_panel(ax, order, curves[order])
+        ax.set_title(f"{order.upper()} ({'lower' if order == 'lerf' else 'higher'} is better)")
+    axes[0].set_ylabel("mean absolute fractional change of the logit")
+    axes[0].set_yscale("log")  # LeRF changes span orders of magnitude between methods
+    axes[1].legend(fontsize=7)
+    if paper:
+        label, table = paper
+        for paper_name, values in table.items():
+            ours = paper_numbers.REGISTRY_NAME.get(paper_name)
+            axes[2].plot(
+                range(1, len(values) + 1),
+                values,
+                marker=".",
+                label=paper_name,
+                **method_style(ours or paper_name),
+            )
+        axes[2].set_title(f"paper, LeRF, {label}")
+        axes[2].set_yscale("log")
+        axes[2].set_xlabel("% of pixels removed")
+        axes[2].legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def perturbation_table(
+    results: Mapping[str, Mapping[str, Mapping[str, Any]]], names: Sequence[str]
+) -> str:
+    """Per method: our LeRF change at the last fraction on each model, the paper's at 10% on
+    ImageNet and CIFAR-10, and our MoRF AOPC on each model. ``results`` maps a model's label to
+    its ``{"lerf": curves, "morf": curves}``."""
+    labels = list(results)
+    header = (
+        ["method"]
+        + [f"{label} LeRF @10%" for label in labels]
+        + ["paper ImageNet LeRF @10%", "paper CIFAR-10 LeRF @10%"]
+        + [f"{label} MoRF AOPC" for label in labels]
+    )
+    rows = []
+    for name in names:
+        paper = PAPER_NAME.get(name)
+        rows.append(
+            [name]
+            + [f"{at_last(results[label]['lerf'][name]):.3f}" for label in labels]
+            + [
+                f"{paper_numbers.LERF[d][paper][-1]:.3f}" if paper else "-"
+                for d in ("ImageNet", "CIFAR-10")
+            ]
+            + [f"{float(results[label]['morf'][name].aopc.mean()):.2f}" for label in labels]
+        )
+    return markdown_table(header, rows)
+
+
+def lerf_verdict(
+    label: str,
+    order: Sequence[str],
+    pathway_methods: Sequence[str],
+    paper_pathways: Sequence[str] = PAPER_PATHWAYS,
+) -> str:
+    """Our LeRF ranking, where the best pathway gradient and the paper's two stand, and whether
+    that agrees with the paper (where they are among the best, with Grad-CAM)."""
+    best_name, best_rank = best_of(pathway_methods, order)
+    paper_ranks = {n: list(order).index(n) + 1 for n in paper_pathways if n in order}
+    if not paper_ranks:
+        raise ValueError(
+            f"the ranking holds none of the paper's pathway gradients {paper_pathways}."
+        )
+    agreement = (
+        "as in the paper, pathway gradients are among the best at finding unimportant pixels"
+        if min(paper_ranks.values()) <= 3
+        else "unlike the paper, neither of its pathway gradients is among the best three here"
+    )
+    grad_cam = f"; Grad-CAM ranks {list(order).index('GradCAM') + 1}" if "GradCAM" in order else ""
+    return (
+        f"**{label}.** LeRF ranking (best first): {', '.join(order)}. The best pathway gradient, "
+        f"{best_name}, ranks {best_rank} of {len(order)}; the paper's "
+        + " and ".join(f"{n} ranks {r}" for n, r in paper_ranks.items())
+        + f": {agreement}{grad_cam}."
+    )
+
+
+def morf_verdict(label: str, order: Sequence[str], random: str = "Random") -> str:
+    """Our MoRF ranking read against chance: which methods remove the output more slowly than a
+    random order of removal."""
+    below = list(order)[list(order).index(random) + 1 :]
+    head = f"**{label}, MoRF.** AOPC ranking (best first): {', '.join(order)}. "
+    if not below:
+        return head + "Every method removes the output faster than a random order of removal."
+    poorly = ", so on these inputs MoRF tells the methods apart poorly" if len(below) >= 2 else ""
+    return (
+        head + f"{random} ranks {rank_of(random, order)}: {', '.join(below)} remove the output "
+        f"more slowly than a random order{poorly}."
+    )
+
+
+# ------------------------------------------------------------------------------ sensitivity-n
+
+
+def sensitivity_figure(results: Mapping[str, Any], title: str):
+    """Mean Pearson correlation against the subset size n (log scale), one line per method."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for method, result in results.items():
+        ax.plot(
+            result.ns.numpy(),
+            result.mean.numpy(),
+            marker=".",
+            label=method,
+            **method_style(method),
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("subset size n (pixels)")
+    ax.set_ylabel("mean Pearson correlation")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title)
+    return fig
+
+
+def mean_over_n(results: Mapping[str, Any]) -> dict[str, float]:
+    """Each method's correlation averaged over images and subset sizes (NaN ignored)."""
+    import torch
+
+    return {name: float(torch.nanmean(result.mean)) for name, result in results.items()}
+
+
+def sensitivity_table(scores: Mapping[str, Mapping[str, float]]) -> str:
+    """Per method, its mean correlation on each model (``scores``: model label -> method ->
+    score); the paper has no numbers for this measure."""
+    labels = list(scores)
+    names = list(next(iter(scores.values())))
+    header = ["method"] + [f"{label}, mean over n" for label in labels] + ["paper"]
+    rows = [[n] + [f"{scores[label][n]:.3f}" for label in labels] + ["-"] for n in names]
+    return markdown_table(header, rows)
+
+
+def sensitivity_verdict(
+    label: str, order: Sequence[str], multiplying: set[str], pathway_methods: Sequence[str]
+) -> str:
+    """The ranking, whether the best three are exactly the methods that multiply by the input,
+    and where the best pathway gradient stands."""
+    top = list(order)[:3]
+    reason = (
+        "The three best all multiply by the input: they estimate a pixel's contribution relative "
+        "to the removed value, which is what sensitivity-n rewards, while gradients, pathway "
+        "gradients included, measure sensitivity."
+        if set(top) == set(multiplying)
+        else f"The three best are {', '.join(top)}."
+    )
+    _, rank = best_of(pathway_methods, order)
+    return (
+        f"On {label} the ranking is {', '.join(order)}. {reason} The best pathway gradient ranks "
+        f"{rank} of {len(order)}."
+    )
+
+
+def near_chance_verdict(
+    label: str, scores: Mapping[str, float], what: str, random: str = "Random", limit: float = 0.1
+) -> str | None:
+    """A sentence when every method's score lies within ``limit`` of zero, like chance's (on
+    ``what``, e.g. "these 3 photo(s)"); ``None`` when some method stands out."""
+    if max(abs(v) for v in scores.values()) >= limit:
+        return None
+    return (
+        f"On {label} every mean lies between {min(scores.values()):.3f} and "
+        f"{max(scores.values()):.3f}, as near zero as {random}'s ({scores[random]:.3f}): on "
+        f"{what} no method's pixel attributions predict the drop of the logit, on average over "
+        "these subset sizes."
+    )
+
+
+# ------------------------------------------------------------------------------------- ROAR
+
+
+def degradation_figure(
+    image: Any, maps: Mapping[str, Any], fraction: float, to_display: Any, size: float = 1.35
+):
+    """One image with ``fraction`` of its pixels replaced by each method's ranking: a row per
+    mode, ROAR (the most important replaced) and KAR (the least), the input first."""
+    from ..evaluation import roar
+    from ..plotting import image_grid
+
+    images, titles = [], []
+    for mode in roar.MODES:
+        images.append(to_display(image[0]))
+        titles.append("input")
+        for name, m in maps.items():
+            degraded = roar.degrade(image, m, fraction, mode=mode)
+            images.append(to_display(degraded[0]))
+            titles.append(f"{name}\n{mode.upper()}")
+    return image_grid(
+        np.stack(images), titles=titles, ncols=len(maps) + 1, size=size, vmin=0, vmax=1
+    )
+
+
+def paper_roar_auc(dataset: str, name: str) -> float | None:
+    """The AUC of the paper's ROAR curve of our method ``name`` on ``dataset`` (``None`` if the
+    paper did not evaluate it): accuracy in [0, 1] over 0, 10, 30, 50, 70, 90% replaced."""
+    table = paper_numbers.ROAR[dataset]
+    paper = PAPER_NAME.get(name)
+    if paper not in table:
+        return None
+    return paper_numbers.roar_auc(paper_numbers.ROAR_FRACTIONS, (table["base"],) + table[paper])
+
+
+def roar_figure(results: Mapping[str, Any], names: Sequence[str]):
+    """ROAR and KAR accuracy (mean and standard deviation over seeds) against the fraction
+    replaced, and the paper's ROAR curves (solid CIFAR-10, dotted Birdsnap)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, mode in zip(axes, ("roar", "kar"), strict=False):
+        result = results[mode]
+        xs = 100 * np.array(result.fractions)
+        for name in names:
+            mean, std = result.mean(name).numpy(), result.std(name).numpy()
+            ax.errorbar(
+                xs,
+                100 * mean,
+                yerr=100 * std,
+                marker="o",
+                capsize=3,
+                label=name,
+                **method_style(name),
+            )
+        ax.set_xlabel("% of pixels replaced")
+        ax.set_title(f"{mode.upper()} ({'lower' if mode == 'roar' else 'higher'} is better)")
+    axes[0].set_ylabel("test accuracy (%) of the retrained CNN")
+    axes[1].legend(fontsize=7)
+    for dataset, ls in (("CIFAR-10", "-"), ("Birdsnap", ":")):
+        table = paper_numbers.ROAR[dataset]
+        for paper_name, values in table.items():
+            if paper_name == "base":
+                continue
+            ours = paper_numbers.REGISTRY_NAME.get(paper_name)
+            axes[2].plot(
+                100 * np.array(paper_numbers.ROAR_FRACTIONS),
+                (table["base"],) + values,
+                ls=ls,
+                marker=".",
+                color=method_style(ours or paper_name)["color"],
+                label=f"{paper_name}, {dataset}",
+            )
+    axes[2].set_title("paper, ROAR (solid CIFAR-10, dotted Birdsnap)")
+    axes[2].set_xlabel("% of pixels replaced")
+    axes[2].legend(fontsize=6, ncol=1, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
+
+
+def mean_auc(results: Mapping[str, Any], names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """``{mode: {method: AUC averaged over seeds}}`` for each mode in ``results``."""
+    return {mode: {n: float(r.auc(n).mean()) for n in names} for mode, r in results.items()}
+
+
+def roar_table(auc: Mapping[str, Mapping[str, float]]) -> str:
+    """Per method: our ROAR and KAR AUC, and the paper's ROAR AUC on CIFAR-10 and Birdsnap."""
+    header = ["method", "ROAR AUC (ours)", "KAR AUC (ours)"]
+    header += ["paper ROAR AUC, CIFAR-10", "paper ROAR AUC, Birdsnap"]
+    rows = []
+    for name in auc["roar"]:
+        paper = [paper_roar_auc(d, name) for d in ("CIFAR-10", "Birdsnap")]
+        rows.append(
+            [name, f"{auc['roar'][name]:.3f}", f"{auc['kar'][name]:.3f}"]
+            + ["-" if p is None else f"{p:.3f}" for p in paper]
+        )
+    return markdown_table(header, rows)
+
+
+def roar_verdict(order: Sequence[str], paper_pathways: Sequence[str] = PAPER_PATHWAYS) -> str:
+    """Our ROAR ranking against the paper's finding that Grad-CAM and the pathway gradients
+    lead, and where Random stands."""
+    _, rank = best_of(paper_pathways, order)
+    return (
+        f"**ROAR ranking on MNIST** (best first): {', '.join(order)}. In the paper, Grad-CAM and "
+        "the pathway gradients lead on both datasets. "
+        + (
+            "Here too a pathway gradient is among the best three."
+            if rank <= 3
+            else "Here no pathway gradient is among the best three."
+        )
+        + f" Random ranks {rank_of('Random', order)}."
+    )
+
+
+def seed_spread(results: Mapping[str, Any], names: Sequence[str], n_seeds: int) -> float | None:
+    """The largest standard deviation of a ROAR AUC across seeds (``None`` with one seed)."""
+    if n_seeds < 2:
+        return None
+    return max(float(results["roar"].auc(n).std()) for n in names)
+
+
+def spread_verdict(roar_auc: Mapping[str, float], spread: float | None) -> str:
+    """How far apart the ROAR AUCs are, and whether training noise could explain it."""
+    values = list(roar_auc.values())
+    noise = (
+        "With one seed the training noise is not measured, so differences this small may be "
+        "noise; the full profile retrains with three seeds."
+        if spread is None
+        else f"The largest standard deviation across seeds is {spread:.3f}: differences smaller "
+        "than about twice that are within training noise."
+    )
+    return f"The ROAR AUCs span {min(values):.3f} to {max(values):.3f}. {noise}"
+
+
+def beating_chance(
+    auc: Mapping[str, Mapping[str, float]],
+    names: Sequence[str],
+    margin: float = 0.0,
+    random: str = "Random",
+) -> dict[str, list[str]]:
+    """Per mode, the methods better than ``random`` by more than ``margin``: a lower ROAR AUC,
+    a higher KAR AUC."""
+    sign = {"roar": 1.0, "kar": -1.0}  # ROAR: lower is better; KAR: higher is better
+    return {
+        mode: [
+            n for n in names if sign[mode] * auc[mode][n] < sign[mode] * auc[mode][random] - margin
+        ]
+        for mode in auc
+    }
+
+
+def chance_verdict(
+    beat: Mapping[str, Sequence[str]], n_methods: int, kar_rank: str, noted: bool
+) -> str:
+    """How many methods beat random replacement under ROAR and KAR (by more than twice the seed
+    spread when ``noted``), and where Random stands under KAR (``kar_rank``, e.g. "3 of 11")."""
+    by = " by more than twice the seed spread" if noted else ""
+    roar_beat = list(beat["roar"])
+    named = f" ({', '.join(roar_beat)})." if 0 < len(roar_beat) < n_methods else "."
+    weak = (
+        " So on these digits ROAR hardly tells the methods from a random ranking (see the note "
+        "below)."
+        if 2 * len(roar_beat) <= n_methods
+        else ""
+    )
+    return (
+        f"**Against chance.** Under ROAR, {len(roar_beat)} of {n_methods} methods lower the "
+        f"accuracy more than random replacement does{by}{named}{weak} Under KAR, "
+        f"{len(beat['kar'])} of {n_methods} keep the accuracy higher than random pixels do{by}; "
+        f"Random ranks {kar_rank} there."
+    )

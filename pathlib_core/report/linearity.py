@@ -1,0 +1,297 @@
+"""Figures, tables and sentences of the local-linearity chapter.
+
+The radii come from ``linearity.linear_radius`` (exact, book/definitions.md, "Local linearity")
+and the profiles from ``linearity.linearity_profile``; the pathways from ``pathlib_core.kinds``
+(kind -> sparsity -> pathway, the whole network as ``None``). The sentences choose their wording
+from the numbers, so a result that contradicts the paper's argument says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from ..kinds import ACTIVE, COLOURS, WHOLE
+from ..linearity import LinearityProfile, LinearRadius
+from ..pathway import Pathway
+from .text import markdown_table
+
+Radii = Mapping[tuple[str, float], LinearRadius]
+"""(kind, sparsity) -> exact radius of that pathway for every input."""
+Paths = Mapping[str, Mapping[float, Pathway | None]]
+"""kind -> sparsity -> pathway (``None``: the whole network), as ``kinds.by_kind``."""
+
+_FLOOR = 1e-12  # radii of 0 are drawn here on a log scale
+
+
+def median(values: Tensor | Sequence[float]) -> float:
+    """The median as a float (float64, NaN-free inputs)."""
+    return float(torch.as_tensor(values).double().median())
+
+
+def share(fraction: float) -> str:
+    """A fraction as a percentage with two significant digits (flip shares are tiny)."""
+    return f"{100 * fraction:.2g}%"
+
+
+def _removed(pathway: Pathway | None) -> float:
+    return 0.0 if pathway is None else float(pathway.sparsity.mean())
+
+
+def _most_often(names: Sequence[str], order: Sequence[str]) -> str:
+    """The name that occurs most often; among ties, the first in ``order`` (forward order), so
+    that the table does not depend on the order of a set."""
+    return max(order, key=list(names).count)
+
+
+def radius_table(radii: Radii, paths: Paths, neurons_only: bool = False) -> str:
+    """Markdown: per pathway the fraction removed, the median radius, the share of inputs with
+    radius 0 and the constraint that binds most often (the earliest among ties);
+    ``neurons_only`` ignores max-pooling (which then is not a linearity radius of the network,
+    but isolates the neurons)."""
+    rows = []
+    for (kind, s), result in radii.items():
+        if neurons_only:
+            value = result.neuron_radius
+            names = [n for n, k in result.kinds.items() if k != "pool"]
+            stacked = torch.stack([result.by_constraint[n] for n in names], 1).argmin(1)
+            binding = _most_often([names[i] for i in stacked.tolist()], names)
+        else:
+            value = result.radius
+            binding = _most_often(result.binding, list(result.by_constraint))
+        zero = float((value == 0).double().mean())
+        rows.append(
+            [kind, s, f"{_removed(paths[kind][s]):.3f}", f"{median(value):.3g}", f"{zero:.0%}"]
+            + [binding]
+        )
+    header = ["pathway", "sparsity", "actually removed", "median radius"]
+    header += ["inputs with radius 0", "binding constraint (most often)"]
+    title = (
+        "**Exact radius, neuron kinks only** (max-pooling switches ignored, so this is not a "
+        "linearity radius of this network; it isolates what the neurons contribute):"
+        if neurons_only
+        else "**Exact radius, all constraints** (neurons and max-pooling):"
+    )
+    return title + "\n\n" + markdown_table(header, rows)
+
+
+def radius_figure(
+    radii: Radii, paths: Paths, kinds: Sequence[str], sparsities: Sequence[float], title: str
+) -> Figure:
+    """Median exact radius against the fraction removed, per kind (lines) and for the whole
+    network and the active sub-network (crosses); all constraints left, neuron kinks right."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    panels = zip(
+        axes, ["radius", "neuron_radius"], ["all constraints", "neuron kinks only"], strict=True
+    )
+    for ax, attribute, panel_title in panels:
+        for kind in kinds:
+            xs = [_removed(paths[kind][s]) for s in sparsities]
+            ys = [max(median(getattr(radii[kind, s], attribute)), _FLOOR) for s in sparsities]
+            ax.plot(xs, ys, marker="o", color=COLOURS[kind], label=kind)
+        for kind in (WHOLE, ACTIVE):
+            y = max(median(getattr(radii[kind, 0.0], attribute)), _FLOOR)
+            x = _removed(paths[kind][0.0])
+            ax.plot(x, y, marker="X", ms=9, ls="", color=COLOURS[kind], label=kind)
+        ax.set_yscale("log")
+        ax.set_xlabel("fraction of neurons removed")
+        ax.set_title(panel_title)
+    axes[0].set_ylabel("median exact radius (L2, input space)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def _larger(a: Tensor, b: Tensor) -> float:
+    return float((a > b).double().mean())
+
+
+def radius_summary(radii: Radii, s: float) -> str:
+    """At sparsity ``s``, neuron kinks only: how often the NeuronMCT pathway is linear on a
+    larger ball than the whole network, a random pathway and DGR (init 1), and the verdict
+    on the paper's argument; and how often max-pooling puts the whole network on a kink."""
+    mct = radii["NeuronMCT", s].neuron_radius
+    whole = radii[WHOLE, 0.0].neuron_radius
+    rnd = radii["Random", s].neuron_radius
+    dgr = radii["DGR (init 1)", s].neuron_radius
+    on_kink = float((radii[WHOLE, 0.0].radius == 0).double().mean())
+    beats_references = _larger(mct, whole) > 0.5 and _larger(mct, rnd) > 0.5
+    return (
+        f"Neuron kinks only, sparsity {s}: the NeuronMCT pathway's radius is larger than the "
+        f"whole network's for {_larger(mct, whole):.0%} of the digits (median {median(mct):.3g} "
+        f"against {median(whole):.3g}), larger than the random pathway's for "
+        f"{_larger(mct, rnd):.0%} (median {median(rnd):.3g}) and larger than the pruning "
+        f"objective's for {_larger(mct, dgr):.0%} (median {median(dgr):.3g}). With max-pooling "
+        f"included, the whole network has radius 0 for {on_kink:.0%} of the digits: "
+        "equal values in a pooling window put the input on a kink. "
+        + (
+            "The contribution pathway is linear on a larger ball than the whole network and "
+            "than a random pathway of the same sparsity"
+            if beats_references
+            else "The contribution pathway is **not** consistently linear on a larger ball than "
+            "the whole network and a random pathway"
+        )
+        + (
+            "; but not larger than the pruning objective's pathway, so on this model the gain "
+            "comes with sparsity itself rather than with the contribution criterion."
+            if _larger(mct, dgr) <= 0.5
+            else ", and larger than the pruning objective's pathway, as the paper's argument "
+            "predicts."
+        )
+    )
+
+
+def probe_table(fractions: Sequence[float], errors: np.ndarray, flips: np.ndarray) -> str:
+    """Markdown: at each distance (a multiple of each input's own radius), the largest relative
+    first-order error and the largest share of kept neurons flipped over the inputs
+    (``errors``, ``flips``: inputs x fractions, NaN for inputs with radius 0)."""
+    worst = lambda values: [f"{np.nanmax(values[:, i]):.1e}" for i in range(len(fractions))]  # noqa: E731
+    return markdown_table(
+        ["distance / radius", *(f"{f:g}" for f in fractions)],
+        [
+            ["largest relative error", *worst(errors)],
+            ["largest share of kept neurons flipped", *worst(flips)],
+        ],
+    )
+
+
+def probe_summary(
+    fractions: Sequence[float], errors: np.ndarray, flips: np.ndarray, roundoff: float
+) -> str:
+    """Whether the first-order prediction is exact inside the radius (fractions below 1: errors
+    at the test's own round-off and no kept neuron flipped, as the proposition says), still at
+    twice the radius, and whether errors appear beyond it."""
+    fractions = np.asarray(fractions, dtype=float)
+    inside_cols, beyond_cols = fractions < 1, fractions > 2
+    inside = float(np.nanmax(errors[:, inside_cols]))
+    no_flips_inside = bool(np.nanmax(flips[:, inside_cols]) == 0)
+    twice = fractions == 2
+    exact_at_twice = bool(twice.any()) and bool(
+        np.nanmax(errors[:, twice]) <= 10 * max(inside, roundoff)
+    )
+    far = bool(beyond_cols.any()) and bool(np.nanmax(errors[:, beyond_cols]) > 100 * inside)
+    return (
+        f"Inside the radius the largest error is {inside:.1e}, of the order of the round-off of "
+        f"the test itself (the cancellation in $f(x + \\delta) - f(x)$, up to {roundoff:.1e} "
+        "here). "
+        + (
+            "No kept neuron changes state. "
+            if no_flips_inside
+            else "**Some kept neurons change state inside the radius, which contradicts the "
+            "proposition.** "
+        )
+        + (
+            "At twice the radius the directions tried are still exact: the radius is a "
+            "guarantee over all directions, not the distance at which a typical direction "
+            "leaves the region. "
+            if exact_at_twice
+            else ""
+        )
+        + (
+            "Further out, errors and state changes appear."
+            if far
+            else "Even far beyond it the directions tried stay nearly linear."
+        )
+    )
+
+
+def _visible(errors: Tensor, roundoff: Tensor) -> Tensor:
+    """Median errors, NaN where they are within 10x of the round-off level (not drawn)."""
+    median_error = errors.median(dim=0).values
+    return torch.where(median_error > 10 * roundoff.median(dim=0).values, median_error, np.nan)
+
+
+def profile_figure(
+    profiles: Mapping[str, LinearityProfile],
+    radii: Sequence[float],
+    title: str,
+    marker: float | None = None,
+) -> Figure:
+    """Median relative first-order error (left) and mean share of kept neurons flipped (right)
+    against the distance, along random directions (solid) and the gradient (dashed), per kind;
+    errors within 10x of round-off are not drawn. ``marker`` draws a vertical line there."""
+    fig, (ax_e, ax_f) = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    for kind, profile in profiles.items():
+        colour = COLOURS[kind]
+        random_error = profile.relative_error[:, :, :-1].median(dim=2).values
+        ax_e.plot(
+            radii,
+            _visible(random_error, profile.roundoff),
+            color=colour,
+            marker=".",
+            label=f"{kind}, random",
+        )
+        ax_e.plot(
+            radii,
+            _visible(profile.relative_error[:, :, -1], profile.roundoff),
+            color=colour,
+            ls="--",
+            label=f"{kind}, gradient",
+        )
+        ax_f.plot(radii, profile.flipped[:, :, :-1].mean(dim=(0, 2)), color=colour, marker=".")
+        ax_f.plot(radii, profile.flipped[:, :, -1].mean(dim=0), color=colour, ls="--")
+    for ax in (ax_e, ax_f):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("distance r from the input (L2)")
+        if marker is not None:
+            ax.axvline(marker, color="tab:blue", lw=0.8, ls=":")
+    ax_e.set_ylabel("median relative first-order error")
+    ax_f.set_ylabel("mean share of kept neurons flipped")
+    ax_e.legend(fontsize=6, ncol=2)
+    fig.suptitle(title)
+    return fig
+
+
+def profile_summary(
+    profiles: Mapping[str, LinearityProfile], radii: Sequence[float], label: str, r_probe: float
+) -> str:
+    """At the profile distance nearest ``r_probe``: the kinds ordered by median error along
+    random directions, how strongly each restricted network responds to its input and how many
+    kept neurons flip; and, when the most linear pathway is not a contribution pathway, whether
+    it is simply the one that responds least."""
+    i = int(np.argmin(np.abs(np.array(radii) - r_probe)))
+    errs = {k: median(p.relative_error[:, i, :-1]) for k, p in profiles.items()}
+    floors = {k: median(p.roundoff[:, i]) for k, p in profiles.items()}
+    ordered = sorted(errs, key=errs.get)
+    paragraphs = [
+        f"{label}, at r = {radii[i]:g} along random directions, median relative error: "
+        + ", ".join(f"{k} {errs[k]:.1e} (round-off {floors[k]:.0e})" for k in ordered)
+        + f". Most linear: {ordered[0]}."
+    ]
+    norms = {k: median(p.gradient_norm) for k, p in profiles.items()}
+    flips = {k: float(p.flipped[:, i, :-1].mean()) for k, p in profiles.items()}
+    paragraphs.append(
+        f"{label}, how strongly each restricted network responds to its input (median input-"
+        "gradient norm) and how many of its kept neurons change state at that distance: "
+        + ", ".join(f"{k} {norms[k]:.2g} ({share(flips[k])} flipped)" for k in profiles)
+        + "."
+    )
+    pathways_only = [k for k in profiles if k != WHOLE]
+    best = min(pathways_only, key=errs.get)
+    if best not in ("NeuronMCT", "NeuronIntGrad") and "NeuronMCT" in norms:
+        weakest = min(pathways_only, key=norms.get)
+        ratio = (
+            f"{norms['NeuronMCT'] / norms[best]:.2g} times below NeuronMCT's"
+            if norms[best] > 0
+            else "zero"
+        )
+        paragraphs.append(
+            f"{label}: the most linear pathway is {best}, not a contribution pathway. "
+            + (
+                f"It is also the one that responds least to its input (gradient norm {ratio}), "
+                f"with {share(flips[best])} of its kept neurons flipped against "
+                f"{share(flips['NeuronMCT'])}. The two go together here; whether a pathway that "
+                "nearly cuts the input off is linear says nothing of whether it carries the "
+                "prediction (the comparison chapter measures that)."
+                if weakest == best
+                else f"Its gradient norm is not the smallest ({weakest}'s is), so it is not just "
+                "the pathway that responds least."
+            )
+        )
+    return "\n\n".join(paragraphs)

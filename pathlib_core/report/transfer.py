@@ -1,0 +1,498 @@
+"""Figures, tables and sentences of the transferable-pathways chapter (GEN-CNP).
+
+The numbers come from ``pathlib_core.transfer`` (training history, generated and class pathways,
+faithfulness, class relevance, transfer accuracy) and its ``analysis`` module (the controls of
+equal size, the class IoU matrix, gradients through pathways); this module only draws them and
+puts them into words. Sentences are chosen from the numbers, so a verdict changes when they do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from torch import Tensor
+
+from ..plotting import CAP_PERCENTILE, image_grid, method_style, saliency_to_display
+from .text import markdown_table, pct
+
+__all__ = [
+    "TRAINING_TERMS",
+    "TRANSFER_COLOURS",
+    "class_iou_figure",
+    "cross_class_figure",
+    "cross_class_verdict",
+    "faithfulness_table",
+    "faithfulness_verdict",
+    "gradient_figure",
+    "relevance_table",
+    "relevance_verdict",
+    "similarity_sentence",
+    "sparsity_figure",
+    "sparsity_sentence",
+    "training_figure",
+    "training_sentence",
+    "transfer_figure",
+    "transfer_table",
+    "transfer_verdict",
+]
+
+TRAINING_TERMS = {
+    "total": "black",
+    "faithfulness": "tab:blue",
+    "sparsity": "tab:red",
+    "relevance": "tab:green",
+}
+"""The loss terms drawn in ``training_figure`` and their colours."""
+
+TRANSFER_COLOURS = {
+    "Random": "black",
+    "Random channels": "tab:gray",
+    "own GEN-CNP": "navajowhite",
+    "own NeuronMCT": "lightsteelblue",
+}
+"""Bar colours of ``transfer_figure`` for the references; the class pathways take the colours of
+their methods (``plotting.method_style``)."""
+
+
+def _percent(value: float) -> str:
+    """A value already in percent (e.g. ``Faithfulness.average_drop``), as ``pct`` writes it."""
+    return pct(float(value) / 100)
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+def training_figure(history: Mapping[str, Sequence[float]]):
+    """The loss and its unweighted terms per epoch (left) and the share of neurons kept by the
+    hard pathways (right), from ``generator.history``."""
+    import matplotlib.pyplot as plt
+
+    epoch_axis = np.arange(1, len(history["total"]) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), constrained_layout=True)
+    for term, colour in TRAINING_TERMS.items():
+        axes[0].plot(epoch_axis, history[term], "o-", color=colour, label=term)
+    axes[0].set(
+        xlabel="epoch", ylabel="mean over the epoch", title="loss and its terms (unweighted)"
+    )
+    axes[0].legend(fontsize=8)
+    axes[1].plot(epoch_axis, history["kept"], "o-", color=method_style("GEN-CNP")["color"])
+    axes[1].set(
+        xlabel="epoch",
+        ylabel="share of neurons kept",
+        title="hard pathways during training",
+        ylim=(0, 1),
+    )
+    return fig
+
+
+def training_sentence(history: Mapping[str, Sequence[float]], full_epochs: int = 60) -> str:
+    """Where training ended, and whether it had levelled off: the last epoch's fall of the loss
+    as a share of its whole fall since the first epoch (the loss can sit near 0, since the
+    relevance term is negative, so its value is no scale). ``full_epochs``: the ``full``
+    profile's epochs, named when training was shorter."""
+    total = list(history["total"])
+    epochs = len(total)
+    fall = total[0] - total[-1]
+    last_step = (total[-2] - total[-1]) / fall if epochs > 1 and fall > 0 else math.nan
+    if abs(last_step) < 0.02:
+        verdict = "so training has levelled off."
+    elif epochs < full_epochs:
+        verdict = (
+            "so it is still falling: longer training would change the numbers below (the `full` "
+            f"profile trains for {full_epochs} epochs)."
+        )
+    else:
+        verdict = (
+            "so it is still falling slowly even after the `full` profile's epochs: the numbers "
+            "below are those of a generator not trained to the end."
+        )
+    return (
+        f"After {epochs} epochs the pathways keep {pct(history['kept'][-1])} of the neurons "
+        f"(KL {history['faithfulness'][-1]:.3f}); the last epoch brought {pct(last_step)} of the "
+        f"loss's whole fall since the first, {verdict}"
+    )
+
+
+# ------------------------------------------------------------------------------------ sparsity
+
+
+def _share_by_class(by_site: Mapping[str, Tensor], classes: Tensor, n_classes: int) -> np.ndarray:
+    """Mean kept share of each site (columns) over the samples of each class (rows)."""
+    return np.array(
+        [[float(by_site[s][classes == c].mean()) for s in by_site] for c in range(n_classes)]
+    )
+
+
+def sparsity_figure(
+    kept: Tensor, by_site: Mapping[str, Tensor], classes: Tensor, n_classes: int = 10
+):
+    """Left: each sample's kept share (``kept``), boxes by class. Right: the mean kept share of
+    every site (``Pathway.kept_fraction()``) by class."""
+    import matplotlib.pyplot as plt
+
+    site_names = list(by_site)
+    fig, axes = plt.subplots(
+        1, 2, figsize=(10, 3.4), constrained_layout=True, gridspec_kw={"width_ratios": [3, 2]}
+    )
+    axes[0].boxplot(
+        [kept[classes == c].numpy() for c in range(n_classes)],
+        positions=range(n_classes),
+        widths=0.6,
+        flierprops={"markersize": 2},
+    )
+    axes[0].set(
+        xlabel="digit class",
+        ylabel="share of neurons kept",
+        title=f"per digit ({len(classes)} test digits)",
+    )
+    share = _share_by_class(by_site, classes, n_classes)
+    image = axes[1].imshow(share, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    axes[1].set(
+        xticks=range(len(site_names)),
+        xticklabels=site_names,
+        yticks=range(n_classes),
+        ylabel="digit class",
+        title="mean share kept per site",
+    )
+    fig.colorbar(image, ax=axes[1], label="share of the site's neurons kept")
+    return fig
+
+
+def sparsity_sentence(
+    kept: Tensor, by_site: Mapping[str, Tensor], classes: Tensor, n_classes: int = 10
+) -> str:
+    """The spread of the kept share: over all samples, between the classes' means and between
+    the sites' means."""
+    site_names = list(by_site)
+    class_means = [float(kept[classes == c].mean()) for c in range(n_classes)]
+    sites = _share_by_class(by_site, classes, n_classes).mean(axis=0)
+    return (
+        f"Pathways keep {pct(kept.mean())} of the neurons on average (standard deviation "
+        f"{pct(kept.std())}, from {pct(kept.min())} to {pct(kept.max())}). By class, the mean "
+        f"ranges from {pct(min(class_means))} (digit {int(np.argmin(class_means))}) to "
+        f"{pct(max(class_means))} (digit {int(np.argmax(class_means))}). By site, from "
+        f"{pct(sites.min())} ({site_names[int(sites.argmin())]}) to {pct(sites.max())} "
+        f"({site_names[int(sites.argmax())]})."
+    )
+
+
+# -------------------------------------------------------------------------------- faithfulness
+
+
+def faithfulness_table(
+    faith: Mapping[str, Sequence[object]], active_share: Mapping[str, float]
+) -> str:
+    """One row per kind of pathway: kept share, share of the active neurons kept, and the
+    ``transfer.Faithfulness`` measures, each the mean over the kind's pathways (random seeds)."""
+
+    def mean(results: Sequence[object], field: str) -> float:
+        return float(np.mean([getattr(r, field) for r in results]))
+
+    header = [
+        "pathway",
+        "kept share",
+        "share of active neurons kept",
+        "prediction kept",
+        "Average Drop",
+        "mDC (points)",
+        "mIC (points)",
+        "IiC",
+    ]
+    rows = [
+        [
+            name,
+            f"{float(results[0].kept_fraction.mean()):.3f}",
+            f"{active_share[name]:.3f}",
+            _percent(mean(results, "prediction_kept")),
+            _percent(mean(results, "average_drop")),
+            f"{mean(results, 'mean_decrease'):.2f}",
+            f"{mean(results, 'mean_increase'):.2f}",
+            _percent(mean(results, "increase_in_confidence")),
+        ]
+        for name, results in faith.items()
+    ]
+    return markdown_table(header, rows)
+
+
+def faithfulness_verdict(drop: Mapping[str, float]) -> str:
+    """Which kind of pathway loses least of the target's probability (Average Drop in %, keys
+    ``"GEN-CNP"`` and ``"Random channels"`` required), and what that says of the generator."""
+    best = min(drop, key=drop.get)
+    if best == "GEN-CNP":
+        verdict = "beat every pathway of the same sparsity on this measure."
+    elif drop["GEN-CNP"] < drop["Random channels"]:
+        verdict = (
+            f"({drop['GEN-CNP']:.1f}%) are beaten by {best}: with as many active neurons, the "
+            "generator's channel-level choice is less faithful than a choice made neuron by "
+            "neuron for this digit, though it does better than random channels "
+            f"({drop['Random channels']:.1f}%)."
+        )
+    else:
+        verdict = "are no better than random channels of the same structure."
+    return f"Lowest Average Drop: {best} ({drop[best]:.1f}%). The generated pathways {verdict}"
+
+
+# ----------------------------------------------------------------------------- class relevance
+
+
+def class_iou_figure(matrices: Mapping[str, np.ndarray]):
+    """One panel per kind of pathway: ``analysis.class_iou_matrix`` on its own colour scale."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(matrices), figsize=(9.5, 4), constrained_layout=True)
+    for ax, (name, matrix) in zip(np.atleast_1d(axes), matrices.items(), strict=True):
+        image = ax.imshow(matrix, cmap="magma")
+        n = len(matrix)
+        ax.set(title=name, xlabel="class", ylabel="class", xticks=range(n), yticks=range(n))
+        fig.colorbar(image, ax=ax, label="mean IoU of two digits' pathways", shrink=0.8)
+    return fig
+
+
+def relevance_table(within: Mapping[str, float], across: Mapping[str, float]) -> str:
+    """Mean IoU within and across classes, and their gap, per kind of pathway."""
+    header = ["pathway", "IoU within a class", "IoU across classes", "within - across"]
+    rows = [
+        [name, f"{within[name]:.3f}", f"{across[name]:.3f}", f"{within[name] - across[name]:+.3f}"]
+        for name in within
+    ]
+    return markdown_table(header, rows)
+
+
+def relevance_verdict(gap: Mapping[str, float]) -> str:
+    """Whether the generated pathways are more class-specific (IoU within minus across classes)
+    than NeuronMCT's and random channels' (keys ``"GEN-CNP"``, ``"NeuronMCT"``,
+    ``"Random channels"``)."""
+    met = gap["GEN-CNP"] > max(gap["NeuronMCT"], gap["Random channels"])
+    verdict = (
+        "The class-relevance criterion is met: a digit's generated pathway is closer to those of "
+        "its class than to those of other classes, by more than NeuronMCT's pathways are."
+        if met
+        else "The generated pathways are not more class-specific than the references."
+    )
+    return (
+        f"The generated pathways' gap between classes is {gap['GEN-CNP']:+.3f} IoU, "
+        f"NeuronMCT's {gap['NeuronMCT']:+.3f} and random channels' "
+        f"{gap['Random channels']:+.3f}. {verdict}"
+    )
+
+
+# ------------------------------------------------------------------------------------ transfer
+
+
+def transfer_table(
+    scores: Mapping[str, Mapping[int, tuple[float, float, float]]],
+    names: Sequence[str],
+    n_digits: Mapping[int, int],
+    kept_of: str = "GEN-CNP class pathway",
+) -> str:
+    """Accuracy (%) per class through each of ``names`` and the whole model (``scores["model"]``),
+    then the means of accuracy and of confidence. ``scores[name][c]`` is (accuracy in %,
+    confidence, kept share); the kept share shown is ``kept_of``'s."""
+    classes = list(scores[kept_of])
+    columns = ["model", *names]
+    header = ["class", "digits", "kept share", *columns]
+    rows = [
+        [c, n_digits[c], f"{scores[kept_of][c][2]:.3f}"]
+        + [_percent(scores[n][c][0]) for n in columns]
+        for c in classes
+    ]
+    mean = {n: [np.mean([scores[n][c][k] for c in classes]) for k in range(3)] for n in columns}
+    rows.append(["mean", "", f"{mean[kept_of][2]:.3f}"] + [_percent(mean[n][0]) for n in columns])
+    rows.append(["mean confidence", "", ""] + [f"{mean[n][1]:.3f}" for n in columns])
+    return markdown_table(header, rows)
+
+
+def transfer_figure(
+    scores: Mapping[str, Mapping[int, tuple[float, float, float]]], names: Sequence[str]
+):
+    """Accuracy (top, axis cut below the lowest bar) and confidence (bottom) per class, one bar
+    per kind of pathway in ``names``, the whole model as a black dash."""
+    import matplotlib.pyplot as plt
+
+    classes = list(scores["model"])
+    positions = np.arange(len(classes))
+    colours = [_transfer_colour(name) for name in names]
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5.6), sharex=True, constrained_layout=True)
+    width = 0.8 / len(names)
+    lowest = min(scores[name][c][0] for name in names for c in classes)
+    for ax, k_score, label, bottom in (
+        (axes[0], 0, "accuracy (%)", 10 * (lowest // 10) - 5),
+        (axes[1], 1, "probability of the true class", 0),
+    ):
+        for k, (name, colour) in enumerate(zip(names, colours, strict=True)):
+            ax.bar(
+                positions + (k - (len(names) - 1) / 2) * width,
+                [scores[name][c][k_score] - bottom for c in classes],
+                width,
+                bottom=bottom,
+                color=colour,
+                label=name,
+            )
+        ax.plot(
+            positions,
+            [scores["model"][c][k_score] for c in classes],
+            "k_",
+            markersize=24,
+            label="whole model",
+        )
+        ax.set(ylabel=label, ylim=(bottom, 101 if k_score == 0 else 1.01))
+    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    axes[1].set(xticks=range(len(classes)), xlabel="digit class")
+    axes[0].set_title("the other test digits of each class, through one pathway")
+    return fig
+
+
+def _transfer_colour(name: str) -> str:
+    for method in ("GEN-CNP", "NeuronMCT"):
+        if name == f"{method} class pathway":
+            return method_style(method)["color"]
+    if name not in TRANSFER_COLOURS:
+        raise ValueError(
+            f"no colour for {name!r}; name the pathways as the chapter does "
+            f"({', '.join(TRANSFER_COLOURS)}, or '<method> class pathway')."
+        )
+    return TRANSFER_COLOURS[name]
+
+
+def transfer_verdict(accuracy: Mapping[str, float], confidence: Mapping[str, float]) -> str:
+    """Does the class pathway transfer better than random pathways of its sparsity, and how does
+    the transferred NeuronMCT pathway compare? Mean accuracy (%) and confidence per kind of
+    pathway, keys ``"model"``, ``"GEN-CNP class pathway"``, ``"Random"``, ``"Random channels"``,
+    ``"NeuronMCT class pathway"``."""
+    ours, rand, mct = (
+        accuracy[n] for n in ("GEN-CNP class pathway", "Random", "NeuronMCT class pathway")
+    )
+    conf_ours, conf_rand, conf_mct = (
+        confidence[n] for n in ("GEN-CNP class pathway", "Random", "NeuronMCT class pathway")
+    )
+    separation = (
+        "Accuracy hardly separates them on this robust little network; confidence does: "
+        if ours - rand < 5
+        else "Confidence separates them further: "
+    )
+    holds = ours > rand and conf_ours > conf_rand + 0.1
+    claim = f"The transfer claim {'holds' if holds else 'does not hold'} on this model. "
+    if mct >= ours and conf_mct > conf_ours:
+        reference = (
+            f"But the transferred NeuronMCT pathway, which needs no training, does better still "
+            f"({_percent(mct)}, probability {conf_mct:.2f})."
+        )
+    else:
+        reference = (
+            f"The transferred NeuronMCT pathway reaches {_percent(mct)} (probability "
+            f"{conf_mct:.2f})."
+        )
+    return (
+        f"Through its class pathway a digit is classified correctly {_percent(ours)} of the time "
+        f"(the whole model: {_percent(accuracy['model'])}; random pathways of the same sparsity "
+        f"{_percent(rand)}, random channels {_percent(accuracy['Random channels'])}). "
+        f"{separation}the true class keeps a mean probability of {conf_ours:.2f} through the "
+        f"class pathway against {conf_rand:.2f} through random pathways and "
+        f"{confidence['Random channels']:.2f} through random channels (whole model "
+        f"{confidence['model']:.2f}). {claim}{reference}"
+    )
+
+
+# --------------------------------------------------------------------------------- cross-class
+
+
+def cross_class_figure(accuracy: np.ndarray, confidence: np.ndarray):
+    """Samples of class ``b`` (columns) through the class pathway of class ``a`` (rows):
+    accuracy in % (left) and the mean probability of class ``b`` (right)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4), constrained_layout=True)
+    for ax, matrix, top, label in (
+        (axes[0], accuracy, 100, "accuracy (%)"),
+        (axes[1], confidence, 1, "mean probability of class b"),
+    ):
+        image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=top)
+        n = len(matrix)
+        ax.set(
+            xlabel="class b of the digits",
+            ylabel="class a of the pathway",
+            xticks=range(n),
+            yticks=range(n),
+        )
+        fig.colorbar(image, ax=ax, label=label, shrink=0.8)
+    return fig
+
+
+def diagonal_and_rest(matrix: np.ndarray) -> tuple[float, float]:
+    """The mean of a square matrix's diagonal and the mean of its other entries."""
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or len(matrix) < 2:
+        raise ValueError(f"need a square matrix of at least 2 x 2, got shape {matrix.shape}.")
+    return float(np.diag(matrix).mean()), float(matrix[~np.eye(len(matrix), dtype=bool)].mean())
+
+
+def cross_class_verdict(accuracy: np.ndarray, confidence: np.ndarray) -> str:
+    """How much of what its own class pathway keeps a sample keeps through another class's
+    pathway (``cross_class_figure``'s matrices): class-specific below half the confidence,
+    largely shared above 80%, partly specific between."""
+    diagonal, off = diagonal_and_rest(accuracy)
+    diagonal_conf, off_conf = diagonal_and_rest(confidence)
+    if off_conf < 0.5 * diagonal_conf:
+        verdict = (
+            "Class pathways are class-specific: another class's pathway loses most of what the "
+            "own class's pathway keeps."
+        )
+    elif off_conf > 0.8 * diagonal_conf:
+        verdict = (
+            "Class pathways are largely shared: another class's pathway keeps most of the "
+            "accuracy and confidence, so much of what a class pathway keeps serves every class."
+        )
+    else:
+        verdict = (
+            "Class pathways are partly class-specific: another class's pathway keeps some of the "
+            f"accuracy ({off / diagonal:.0%} of the own class pathway's) and of the confidence "
+            f"({off_conf / diagonal_conf:.0%}), so they hold class-relevant neurons and shared "
+            "ones."
+        )
+    return (
+        f"Through the pathway of the digits' own class: accuracy {_percent(diagonal)}, "
+        f"probability {diagonal_conf:.2f}; through the pathway of another class: {_percent(off)}, "
+        f"{off_conf:.2f}. {verdict}"
+    )
+
+
+# ----------------------------------------------------------------------------------- gradients
+
+
+def gradient_figure(
+    digits: Sequence[Tensor], maps: Sequence[Mapping[str, Tensor]], size: float = 1.5
+):
+    """One row per digit: the digit (an MNIST tensor ``(1, 28, 28)``) and its maps (name ->
+    ``(1, 28, 28)`` attribution), magnitudes in the inferno colours, each map capped at
+    ``plotting.CAP_PERCENTILE`` of its non-zero magnitudes; the first row titled."""
+    import matplotlib.pyplot as plt
+
+    from ..data import mnist_to_display
+
+    if not digits or len(digits) != len(maps):
+        raise ValueError("give one mapping of maps per digit, and at least one digit.")
+    names = list(maps[0])
+    shown = []
+    for digit, row in zip(digits, maps, strict=True):
+        shown.append(np.repeat(mnist_to_display(digit)[..., None], 3, axis=-1))
+        shown.extend(
+            plt.cm.inferno(saliency_to_display(row[name][None], cap_percentile=CAP_PERCENTILE)[0])[
+                ..., :3
+            ]
+            for name in names
+        )
+    titles = ["digit", *names] + [""] * (len(shown) - len(names) - 1)
+    return image_grid(np.stack(shown), titles=titles, ncols=len(names) + 1, size=size)
+
+
+def similarity_sentence(similarity: Mapping[str, float], n_digits: int) -> str:
+    """The mean cosine similarity of each map with the gradient through the digit's own
+    generated pathway (keys ``"class pathway"``, ``"gradient"``, ``"own NeuronMCT"``)."""
+    return (
+        f"Mean cosine similarity with the gradient through the digit's own generated pathway, "
+        f"over all {n_digits} non-voting digits: the class pathway's "
+        f"{similarity['class pathway']:.3f}, the whole model's {similarity['gradient']:.3f}, the "
+        f"own NeuronMCT pathway's {similarity['own NeuronMCT']:.3f}."
+    )

@@ -1,0 +1,162 @@
+"""The comparison chapter's figures, tables and sentences, on constructed pathways and numbers."""
+
+import numpy as np
+import pytest
+import torch
+
+from pathlib_core import pruning
+from pathlib_core.kinds import COMPARED
+from pathlib_core.pathway import Pathway
+from pathlib_core.report import comparison
+
+
+def _pathway(*rows):
+    """A pathway over two sites of 4 neurons each; ``rows`` are per-sample lists of 8 bits."""
+    masks = torch.tensor(rows, dtype=torch.bool)
+    return Pathway({"conv": masks[:, :4], "fc": masks[:, 4:]})
+
+
+def _paths():
+    """Every compared kind at sparsities 0.5 and 0.9: the two contribution kinds overlap,
+    the others differ."""
+    bits = {
+        "NeuronMCT": [1, 1, 1, 1, 0, 0, 0, 0],
+        "NeuronIntGrad": [1, 1, 1, 0, 1, 0, 0, 0],
+        "DGR (init 1)": [0, 0, 0, 0, 1, 1, 1, 1],
+        "DGR (init U)": [0, 0, 1, 0, 1, 1, 1, 0],
+        "Greedy": [1, 1, 1, 1, 1, 1, 1, 0],
+        "Random": [1, 0, 0, 0, 0, 0, 0, 1],
+    }
+    return {s: {k: _pathway(b, b) for k, b in bits.items()} for s in (0.5, 0.9)}
+
+
+def test_sparsity_table_rows_are_the_removed_fractions():
+    table = comparison.sparsity_table(_paths(), [0.5, 0.9], "Toy").splitlines()
+    assert table[0] == "**Toy**: mean fraction of neurons actually removed."
+    assert table[2] == "| requested | " + " | ".join(COMPARED) + " |"
+    assert table[4] == "| 0.5 | 0.500 | 0.500 | 0.500 | 0.500 | 0.125 | 0.750 |"
+    assert len(table) == 6
+
+
+def test_iou_matrices_figure_and_the_agreeing_sentence():
+    matrices = comparison.iou_matrices(_paths(), [0.5, 0.9])
+    m = matrices[0.9]
+    assert m.shape == (6, 6) and np.allclose(np.diag(m), 1)
+    assert m[0, 1] == pytest.approx(3 / 5)  # MCT and IntGrad share 3 of 5
+    assert m[0, 2] == 0
+    fig = comparison.iou_figure(matrices, "Toy")
+    heat = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in heat] == ["sparsity 0.5", "sparsity 0.9"]
+    assert len(heat[0].texts) == 36 and heat[0].texts[1].get_text() == "0.60"
+    assert len(fig.axes) == 3  # and the colour bar
+    assert fig._suptitle.get_text() == "Toy"
+    text = comparison.iou_summary(matrices, "Toy")
+    assert text.startswith("Toy, sparsity 0.9: NeuronMCT and NeuronIntGrad share 0.60")
+    assert "agrees with the paper's pattern" in text and "largely the same neurons" in text
+
+
+def test_iou_summary_says_when_the_pattern_fails_and_falls_back_to_the_middle_sparsity():
+    m = np.full((6, 6), 0.3)
+    m[0, 2] = 0.4  # a contribution/DGR pair closer than the contribution pair
+    text = comparison.iou_summary({0.5: m, 0.8: m, 0.99: m}, "X")
+    assert text.startswith("X, sparsity 0.8:")
+    assert "does **not** agree" in text and "shares 0.40" in text
+
+
+def test_layerwise_figure_draws_every_other_kind_and_the_kept_fractions():
+    fig = comparison.layerwise_figure(_paths()[0.9], "Toy, sparsity 0.9")
+    left, right = fig.axes
+    assert len(left.lines) == 5 and len(right.lines) == 6
+    assert "NeuronIntGrad" not in [line.get_label() for line in left.lines]
+    assert left.get_ylabel() == "Jaccard with NeuronIntGrad"
+    assert right.get_yscale() == "log"
+    mct = left.lines[0]
+    assert list(mct.get_ydata()) == pytest.approx([3 / 4, 0.0])  # conv site, then fc
+
+
+def test_dead_shares_figure_and_sentences():
+    paths = _paths()
+    # neurons 0 and 4 of each site are dead
+    activations = {
+        "conv": torch.tensor([[0.0, 1, 1, 1]] * 2),
+        "fc": torch.tensor([[0.0, 1, 1, 1]] * 2),
+    }
+    shares = comparison.dead_shares(paths[0.9], activations)
+    assert shares["NeuronMCT"] == pytest.approx(1 / 4)
+    assert shares["DGR (init U)"] == pytest.approx(1 / 4)
+    fig = comparison.dead_figure(paths, activations, [0.5, 0.9], "Toy")
+    assert [ax.get_title() for ax in fig.axes] == [
+        "sparsity 0.5",
+        "sparsity 0.9",
+        "per site, sparsity 0.9",
+    ]
+    assert len(fig.axes[0].patches) == 12 and len(fig.axes[-1].lines) == 6
+    clean = {k: 0.0 for k in COMPARED} | {"DGR (init U)": 0.3, "Random": 0.2, "Greedy": 0.1}
+    text = comparison.dead_summary({0.8: clean, 0.9: clean}, 0.4, "Toy")
+    assert text.startswith("Toy: 60.0% of all neurons are dead")
+    assert "DGR (init U) keeps 30.0% dead neurons, random removal 20.0%" in text
+    assert "DGR (init 1) keeps almost none" in text
+    dirty = clean | {"NeuronMCT": 0.05}
+    assert "does **not** show the paper's contrast" in comparison.dead_summary(
+        {0.9: dirty}, 0.4, "Toy"
+    )
+
+
+def _preservation(kept, change):
+    n = len(kept)
+    return pruning.Preservation(
+        target=torch.zeros(n, dtype=torch.long),
+        p_original=torch.ones(n, dtype=torch.float64),
+        p_pathway=torch.ones(n, dtype=torch.float64),
+        relative_change=torch.tensor(change, dtype=torch.float64),
+        prediction_kept=torch.tensor(kept),
+    )
+
+
+def test_preservation_figure_and_the_easy_objective_sentence():
+    good = {
+        0.5: (_preservation([True] * 10, [0.0] * 10), 0.5),
+        0.9: (_preservation([True] * 10, [0.1] * 10), 0.9),
+    }
+    bad = {
+        0.5: (_preservation([True] * 10, [0.0] * 10), 0.5),
+        0.9: (_preservation([False] * 10, [0.9] * 10), 0.9),
+    }
+    table = {k: good if k in ("NeuronMCT", "DGR (init 1)") else bad for k in COMPARED}
+    active = _preservation([True] * 10, [0.0] * 10)
+    fig = comparison.preservation_figure(table, active, 0.4, "Toy")
+    ax_a, ax_b = fig.axes
+    assert len(ax_a.lines) == 7 and len(ax_b.lines) == 7  # six kinds and the active cross
+    assert list(ax_a.lines[0].get_ydata()) == [1.0, 1.0]
+    assert ax_b.get_yscale() == "symlog"
+    m = np.eye(6)  # MCT and DGR (init 1) share nothing
+    text = comparison.preservation_summary(table, {0.9: m}, "Toy")
+    assert "NeuronMCT 100.0%" in text and "NeuronIntGrad 0.0%" in text
+    assert "NeuronMCT and DGR (init 1) (Jaccard 0.00)" in text
+    m[0, 2] = m[2, 0] = 0.7  # now they largely agree: nothing illustrates the argument
+    assert "does not illustrate" in comparison.preservation_summary(table, {0.9: m}, "Toy")
+
+
+def test_image_rows_and_the_decoding_sentence():
+    inputs = torch.rand(2, 1, 4, 4)
+    panels = torch.rand(3, 2, 1, 4, 4)
+    fig = comparison.image_rows_figure(
+        inputs, panels, ["input", "a", "b", "c"], lambda t: t[0].numpy(), 1.0
+    )
+    assert len(fig.axes) == 8
+    assert [ax.get_title() for ax in fig.axes[:5]] == ["input", "a", "b", "c", ""]
+    assert np.allclose(fig.axes[5].images[0].get_array(), panels[0, 1, 0].numpy())
+    recognised = torch.tensor([[True, True], [True, False]])
+    sentence = comparison.recognised_sentence("Toy", recognised, ["a", "b"], "8 steps")
+    assert sentence.endswith("a 100.0%, b 50.0% (8 steps).")
+    assert comparison.recognised_sentence("Toy", recognised, ["a", "b"]).endswith("b 50.0%.")
+
+
+def test_gradient_display_caps_and_greys():
+    gradient = torch.zeros(3, 5, 5)
+    gradient[0, 2, 2] = -4.0
+    gradient[1, 1, 1] = 1.0
+    shown = comparison.gradient_display()(gradient)
+    assert shown.shape == (5, 5) and shown.max() <= 1 and shown[2, 2] == shown.max()
+    grey = comparison.gradient_display(grey=True)(gradient)
+    assert grey.shape == (5, 5, 3) and np.array_equal(grey[..., 0], shown)

@@ -1,0 +1,210 @@
+"""Curves, rankings, tables and verdicts of the evaluation chapters, on constructed results."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from pathlib_core import paper_numbers
+from pathlib_core.evaluation.roar import RoarResult
+from pathlib_core.report import evaluation as report
+
+
+def curve(last: float, aopc: float = 0.0):
+    fractions = torch.tensor([0.0, 0.05, 0.1])
+    return SimpleNamespace(
+        fractions=fractions,
+        mean_change=torch.tensor([0.0, last / 2, last]),
+        aopc=torch.tensor([aopc, aopc]),
+    )
+
+
+def test_rankings_and_ranks():
+    lerf = {"Gradient": curve(0.5), "NeuronMCT": curve(0.1), "Random": curve(0.9)}
+    assert report.lerf_ranking(lerf) == ["NeuronMCT", "Gradient", "Random"]
+    morf = {"Gradient": curve(0, 2.0), "NeuronMCT": curve(0, 1.0), "Random": curve(0, 3.0)}
+    assert report.morf_ranking(morf) == ["Random", "Gradient", "NeuronMCT"]
+    assert report.ranking({"a": 1.0, "b": 1.0, "c": 0.5}) == ["c", "a", "b"]  # ties: input order
+    assert report.rank_of("b", ["a", "b", "c"]) == "2 of 3"
+    assert report.best_of(["c", "b"], ["a", "b", "c"]) == ("b", 2)
+    with pytest.raises(ValueError, match="not in the ranking"):
+        report.rank_of("z", ["a"])
+    with pytest.raises(ValueError, match="none of"):
+        report.best_of(["z"], ["a"])
+
+
+def test_lerf_verdict_agrees_or_disagrees_with_the_paper():
+    pathways = ["NeuronMCT", "NeuronIntGrad", "DGR"]
+    agree = report.lerf_verdict(
+        "MNIST", ["DGR", "GradCAM", "NeuronMCT", "Gradient", "NeuronIntGrad", "Random"], pathways
+    )
+    assert agree.startswith("**MNIST.** LeRF ranking (best first): DGR, GradCAM, NeuronMCT")
+    assert "The best pathway gradient, DGR, ranks 1 of 6" in agree
+    assert "NeuronMCT ranks 3 and NeuronIntGrad ranks 5: as in the paper" in agree
+    assert agree.endswith("; Grad-CAM ranks 2.")
+    disagree = report.lerf_verdict(
+        "Lite0", ["Gradient", "Random", "GradCAM", "NeuronIntGrad", "NeuronMCT"], pathways
+    )
+    assert "unlike the paper, neither of its pathway gradients is among the best three" in disagree
+    assert "NeuronMCT ranks 5" in disagree and "ranks 4 of 5" in disagree
+
+
+def test_morf_verdict_reads_the_ranking_against_chance():
+    assert "Every method removes the output faster" in report.morf_verdict("A", ["x", "Random"])
+    one = report.morf_verdict("A", ["x", "Random", "y"])
+    assert "Random ranks 2 of 3: y remove the output more slowly" in one and "poorly" not in one
+    two = report.morf_verdict("A", ["Random", "x", "y"])
+    assert "x, y remove" in two and "tells the methods apart poorly." in two
+
+
+def test_perturbation_table_has_ours_and_the_papers_numbers():
+    curves = {"lerf": {"GradCAM": curve(0.25), "DeepLift": curve(0.5)}}
+    curves["morf"] = {"GradCAM": curve(0, 1.5), "DeepLift": curve(0, 0.25)}
+    table = report.perturbation_table({"MNIST": curves}, ["GradCAM", "DeepLift"]).splitlines()
+    assert table[0] == (
+        "| method | MNIST LeRF @10% | paper ImageNet LeRF @10% | paper CIFAR-10 LeRF @10% "
+        "| MNIST MoRF AOPC |"
+    )
+    imagenet = paper_numbers.LERF["ImageNet"]["GradCAM"][-1]
+    cifar = paper_numbers.LERF["CIFAR-10"]["GradCAM"][-1]
+    assert table[2] == f"| GradCAM | 0.250 | {imagenet:.3f} | {cifar:.3f} | 1.50 |"
+    assert table[3] == "| DeepLift | 0.500 | - | - | 0.25 |"
+
+
+def test_perturbation_figure_panels_and_lines():
+    curves = {
+        order: {"Gradient": curve(0.5, 1), "Random": curve(0.9, 2)} for order in ("lerf", "morf")
+    }
+    fig = report.perturbation_figure(curves, "toy", ("CIFAR-10", paper_numbers.LERF["CIFAR-10"]))
+    lerf, morf, paper = fig.axes
+    assert lerf.get_title() == "LERF (lower is better)" and lerf.get_yscale() == "log"
+    assert morf.get_title() == "MORF (higher is better)"
+    assert len(lerf.lines) == len(morf.lines) == 2
+    assert len(lerf.lines[0].get_xdata()) == 2  # LeRF starts at the first removal
+    assert len(morf.lines[0].get_xdata()) == 3
+    assert len(paper.lines) == len(paper_numbers.LERF["CIFAR-10"])
+    assert paper.get_title() == "paper, LeRF, CIFAR-10"
+    assert fig._suptitle.get_text() == "toy"
+    plt.close(fig)
+    fig = report.perturbation_figure(curves, "toy")
+    assert len(fig.axes) == 2
+    plt.close(fig)
+
+
+def sens(values):
+    return SimpleNamespace(ns=torch.tensor([1, 10, 100]), mean=torch.tensor(values))
+
+
+def test_sensitivity_figure_table_and_verdicts():
+    results = {"Gradient": sens([0.1, 0.2, float("nan")]), "Random": sens([0.0, 0.0, 0.0])}
+    fig = report.sensitivity_figure(results, "toy")
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log" and ax.get_title() == "toy"
+    assert len(ax.lines) == 3  # two methods and the zero line
+    plt.close(fig)
+    scores = report.mean_over_n(results)
+    assert scores["Gradient"] == pytest.approx(0.15) and scores["Random"] == 0.0
+    table = report.sensitivity_table({"MNIST": scores, "Lite0": scores}).splitlines()
+    assert table[0] == "| method | MNIST, mean over n | Lite0, mean over n | paper |"
+    assert table[2] == "| Gradient | 0.150 | 0.150 | - |"
+    multiplying = {"InputXGradient", "IntegratedGradients", "DeepLift"}
+    yes = report.sensitivity_verdict(
+        "MNIST",
+        ["DeepLift", "InputXGradient", "IntegratedGradients", "NeuronMCT", "Random"],
+        multiplying,
+        ["NeuronMCT"],
+    )
+    assert "The three best all multiply by the input" in yes
+    assert yes.endswith("The best pathway gradient ranks 4 of 5.")
+    no = report.sensitivity_verdict(
+        "MNIST", ["NeuronMCT", "DeepLift", "Gradient"], multiplying, ["NeuronMCT"]
+    )
+    assert "The three best are NeuronMCT, DeepLift, Gradient." in no and "ranks 1 of 3" in no
+    flat = report.near_chance_verdict("Lite0", {"a": 0.05, "Random": -0.01}, "these 2 photo(s)")
+    assert (
+        "between -0.010 and 0.050, as near zero as Random's (-0.010): on these 2 photo(s)" in flat
+    )
+    assert report.near_chance_verdict("Lite0", {"a": 0.3, "Random": 0.0}, "x") is None
+
+
+def roar_results(seeds: int = 1):
+    acc = {
+        "GradCAM": [[0.9, 0.3, 0.1]],
+        "Gradient": [[0.9, 0.8, 0.7]],
+        "Random": [[0.9, 0.6, 0.5]],
+    }
+    kar = {"GradCAM": [[0.9, 0.8, 0.8]], "Gradient": [[0.9, 0.4, 0.3]], "Random": [[0.9, 0.5, 0.4]]}
+    make = lambda mode, table: RoarResult(  # noqa: E731
+        mode, [0.0, 0.5, 1.0], {k: torch.tensor(v * seeds) for k, v in table.items()}
+    )
+    return {"roar": make("roar", acc), "kar": make("kar", kar)}
+
+
+def test_roar_numbers_table_and_figure():
+    results = roar_results()
+    names = ["GradCAM", "Gradient", "Random"]
+    auc = report.mean_auc(results, names)
+    assert auc["roar"]["GradCAM"] == pytest.approx(0.5 * (0.9 + 0.3) / 2 + 0.5 * (0.3 + 0.1) / 2)
+    cifar = report.paper_roar_auc("CIFAR-10", "GradCAM")
+    table = paper_numbers.ROAR["CIFAR-10"]
+    expected = paper_numbers.roar_auc(
+        paper_numbers.ROAR_FRACTIONS, (table["base"],) + table["GradCAM"]
+    )
+    assert cifar == pytest.approx(expected)
+    assert report.paper_roar_auc("CIFAR-10", "DeepLift") is None
+    rows = report.roar_table(auc).splitlines()
+    assert rows[0].startswith("| method | ROAR AUC (ours) | KAR AUC (ours) |")
+    assert rows[2].startswith(f"| GradCAM | {auc['roar']['GradCAM']:.3f} | ")
+    assert rows[4].endswith("| - | - |")  # Random: not in the paper
+    fig = report.roar_figure(results, names)
+    roar_ax, kar_ax, paper_ax = fig.axes[:3]
+    assert len(roar_ax.containers) == len(kar_ax.containers) == 3  # one errorbar per method
+    assert roar_ax.get_title() == "ROAR (lower is better)"
+    methods_in_paper = sum(1 for k in paper_numbers.ROAR["CIFAR-10"] if k != "base")
+    assert len(paper_ax.lines) == 2 * methods_in_paper
+    plt.close(fig)
+
+
+def test_roar_verdicts():
+    results = roar_results()
+    names = ["GradCAM", "Gradient", "Random"]
+    auc = report.mean_auc(results, names)
+    order = report.ranking(auc["roar"])
+    assert order == ["GradCAM", "Random", "Gradient"]
+    with pytest.raises(ValueError, match="none of"):
+        report.roar_verdict(order)  # no pathway gradient in the ranking
+    verdict = report.roar_verdict(["GradCAM", "Random", "NeuronMCT", "Gradient"])
+    assert "Here too a pathway gradient is among the best three. Random ranks 2 of 4." in verdict
+    assert report.seed_spread(results, names, 1) is None
+    assert "With one seed" in report.spread_verdict(auc["roar"], None)
+    spread = report.seed_spread(roar_results(seeds=2), names, 2)
+    assert spread == 0.0
+    assert "largest standard deviation across seeds is 0.000" in report.spread_verdict(
+        auc["roar"], 0.0
+    )
+    beat = report.beating_chance(auc, ["GradCAM", "Gradient"])
+    assert beat == {"roar": ["GradCAM"], "kar": ["GradCAM"]}
+    assert report.beating_chance(auc, ["GradCAM", "Gradient"], margin=1.0) == {
+        "roar": [],
+        "kar": [],
+    }
+    text = report.chance_verdict(beat, 2, "2 of 3", noted=True)
+    assert text.startswith("**Against chance.** Under ROAR, 1 of 2 methods lower the accuracy")
+    assert "by more than twice the seed spread (GradCAM)." in text
+    assert "ROAR hardly tells the methods from a random ranking" in text
+    assert text.endswith("Random ranks 2 of 3 there.")
+    strong = report.chance_verdict({"roar": ["a", "b"], "kar": []}, 3, "1 of 4", noted=False)
+    assert "2 of 3 methods lower the accuracy more than random replacement does (a, b)." in strong
+    assert "hardly" not in strong and "seed spread" not in strong
+
+
+def test_degradation_figure_rows_per_mode():
+    image = torch.rand(1, 1, 6, 6)
+    maps = {"a": torch.rand(1, 1, 6, 6), "Random": torch.rand(1, 1, 6, 6)}
+    fig = report.degradation_figure(image, maps, 0.5, lambda x: x[0].numpy())
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["input", "a\nROAR", "Random\nROAR", "input", "a\nKAR", "Random\nKAR"]
+    plt.close(fig)

@@ -1,0 +1,139 @@
+"""The local-linearity chapter's tables, figures and sentences, on constructed results."""
+
+import numpy as np
+import pytest
+import torch
+
+from pathlib_core.linearity import LinearityProfile, LinearRadius
+from pathlib_core.pathway import Pathway
+from pathlib_core.report import linearity as report
+
+KINDS = ["NeuronMCT", "DGR (init 1)", "Random"]
+
+
+def _radius(conv, fc, pool):
+    """Radii of 4 inputs whose constraints are a conv site, an fc site and a pooling layer."""
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    by = {"conv": t(conv), "pool": t(pool), "fc": t(fc)}
+    radius = torch.stack(list(by.values()), 1).min(1).values
+    return LinearRadius(radius, by, {"conv": "relu", "pool": "pool", "fc": "relu"})
+
+
+def _keep(fraction):
+    kept = int(round(8 * (1 - fraction)))
+    return Pathway({"a": torch.arange(8).repeat(4, 1) < kept})
+
+
+def _setup(mct=1.0, whole=0.5, rnd=0.2, dgr=2.0):
+    radii = {
+        ("whole network", 0.0): _radius([whole] * 4, [3.0] * 4, [0.0, 0.0, 1.0, 1.0]),
+        ("active", 0.0): _radius([0.7] * 4, [3.0] * 4, [1.0] * 4),
+    }
+    paths = {"whole network": {0.0: None}, "active": {0.0: _keep(0.25)}}
+    for kind, value in (("NeuronMCT", mct), ("DGR (init 1)", dgr), ("Random", rnd)):
+        paths[kind] = {}
+        for s in (0.5, 0.75):
+            radii[kind, s] = _radius([9.0] * 4, [value * (1 + s)] * 4, [0.1, 5.0, 5.0, 5.0])
+            paths[kind][s] = _keep(s)
+    return radii, paths
+
+
+def test_radius_tables_with_and_without_pooling():
+    radii, paths = _setup()
+    rows = report.radius_table(radii, paths).splitlines()
+    assert rows[0].startswith("**Exact radius, all constraints**")
+    assert rows[2].startswith("| pathway | sparsity | actually removed | median radius |")
+    assert rows[4] == "| whole network | 0.0 | 0.000 | 0 | 50% | conv |"  # a tie: conv comes first
+    assert rows[6] == "| NeuronMCT | 0.5 | 0.500 | 1.5 | 0% | fc |"  # pool 0.1 binds once
+    assert len(rows) == 4 + len(radii)
+    neurons = report.radius_table(radii, paths, neurons_only=True).splitlines()
+    assert neurons[0].startswith("**Exact radius, neuron kinks only**")
+    assert neurons[4] == "| whole network | 0.0 | 0.000 | 0.5 | 0% | conv |"
+    assert neurons[5] == "| active | 0.0 | 0.250 | 0.7 | 0% | conv |"
+
+
+def test_the_binding_constraint_breaks_ties_by_forward_order():
+    tied = _radius([1.0, 1.0, 5.0, 5.0], [5.0, 5.0, 2.0, 2.0], [9.0] * 4)  # conv twice, fc twice
+    radii, paths = {("NeuronMCT", 0.5): tied}, {"NeuronMCT": {0.5: _keep(0.5)}}
+    for neurons_only in (False, True):
+        row = report.radius_table(radii, paths, neurons_only).splitlines()[-1]
+        assert row.endswith("| conv |")
+
+
+def test_radius_figure_lines_and_crosses():
+    radii, paths = _setup()
+    fig = report.radius_figure(radii, paths, KINDS, [0.5, 0.75], "Toy")
+    left, right = fig.axes
+    assert [ax.get_title() for ax in fig.axes] == ["all constraints", "neuron kinks only"]
+    assert [line.get_label() for line in right.lines] == [*KINDS, "whole network", "active"]
+    assert list(right.lines[0].get_xdata()) == [0.5, 0.75]
+    assert list(right.lines[0].get_ydata()) == pytest.approx([1.5, 1.75])
+    assert left.lines[3].get_ydata()[0] == pytest.approx(1e-12)  # radius 0 drawn at the floor
+    assert left.get_yscale() == "log"
+
+
+def test_radius_summary_chooses_its_verdict_from_the_numbers():
+    radii, _ = _setup(mct=1.0, whole=0.5, rnd=0.2, dgr=2.0)
+    text = report.radius_summary(radii, 0.5)
+    assert "larger than the whole network's for 100% of the digits" in text
+    assert "radius 0 for 50% of the digits" in text
+    assert "is linear on a larger ball than the whole network" in text
+    assert "comes with sparsity itself" in text  # DGR's radius is larger
+    radii, _ = _setup(mct=1.0, whole=5.0, rnd=0.2, dgr=0.1)
+    text = report.radius_summary(radii, 0.5)
+    assert "**not** consistently linear" in text and "as the paper's argument predicts" in text
+
+
+def test_probe_table_and_summary():
+    fractions = [0.5, 0.99, 2.0, 10.0]
+    errors = np.array([[1e-15, 2e-15, 3e-15, 1e-3], [np.nan] * 4])
+    flips = np.array([[0, 0, 0, 0.1], [0, 0, 0, 0]])
+    table = report.probe_table(fractions, errors, flips).splitlines()
+    assert table[0] == "| distance / radius | 0.5 | 0.99 | 2 | 10 |"
+    assert table[2] == "| largest relative error | 1.0e-15 | 2.0e-15 | 3.0e-15 | 1.0e-03 |"
+    assert table[3].endswith("| 0.0e+00 | 1.0e-01 |")
+    text = report.probe_summary(fractions, errors, flips, roundoff=1e-15)
+    assert "largest error is 2.0e-15" in text and "No kept neuron changes state" in text
+    assert "At twice the radius" in text and "Further out, errors" in text
+    flips[0, 1] = 0.01
+    errors[0, 2:] = 1e-9
+    text = report.probe_summary(fractions, errors, flips, roundoff=1e-15)
+    assert "contradicts the proposition" in text and "At twice" not in text
+
+
+def _profile(error, norm, flipped):
+    """2 inputs, 3 radii, 2 random directions and the gradient."""
+    shape = (2, 3, 3)
+    return LinearityProfile(
+        radii=torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64),
+        directions=["random", "random", "gradient"],
+        relative_error=torch.full(shape, error, dtype=torch.float64),
+        flipped=torch.full(shape, flipped, dtype=torch.float64),
+        roundoff=torch.full((2, 3), 1e-16, dtype=torch.float64),
+        gradient_norm=torch.full((2,), norm, dtype=torch.float64),
+    )
+
+
+def test_profile_figure_and_summary():
+    profiles = {
+        "whole network": _profile(1e-2, 5.0, 0.01),
+        "NeuronMCT": _profile(1e-3, 2.0, 0.001),
+        "Random": _profile(1e-5, 0.1, 0.0),
+    }
+    fig = report.profile_figure(profiles, [0.1, 1.0, 10.0], "Toy", marker=1.0)
+    ax_e, ax_f = fig.axes
+    assert len(ax_e.lines) == 7 and len(ax_f.lines) == 7  # two per kind and the marker
+    assert ax_e.lines[0].get_label() == "whole network, random"
+    assert ax_e.get_xscale() == "log" and fig._suptitle.get_text() == "Toy"
+    text = report.profile_summary(profiles, [0.1, 1.0, 10.0], "Toy", 1.2).split("\n\n")
+    assert text[0].startswith("Toy, at r = 1 along random directions")
+    assert text[0].endswith("Most linear: Random.")
+    assert "NeuronMCT 2 (0.1% flipped)" in text[1]
+    assert "It is also the one that responds least" in text[2] and "20 times below" in text[2]
+    profiles["Random"] = _profile(1e-2, 3.0, 0.0)
+    assert len(report.profile_summary(profiles, [0.1, 1.0, 10.0], "Toy", 1.0).split("\n\n")) == 2
+
+
+def test_median_and_share():
+    assert report.median([3, 1, 2]) == 2.0
+    assert report.share(0.000123) == "0.012%"

@@ -1,0 +1,117 @@
+"""The sanity-checks chapter's figures, table and sentences, on made-up results."""
+
+import pytest
+import torch
+
+from pathlib_core import paper_numbers
+from pathlib_core.evaluation.sanity import SanityResult
+from pathlib_core.report import sanity as report
+from pathlib_core.report.sanity import Summary
+
+STAGES = ["original", "fc2", "fc1", "conv1"]
+
+
+def _result(firsts, keep_maps=False):
+    """A cascade over :data:`STAGES` whose |Spearman| falls from 1 to ``first`` then halves."""
+    scores = {
+        name: {
+            metric: torch.tensor([[1.0, 1.0], [v, v], [v / 2, v / 2], [v / 4, v / 4]])
+            for metric in report.METRICS
+        }
+        for name, v in firsts.items()
+    }
+    maps = (
+        {name: torch.rand(len(STAGES), 2, 6, 6) * 2 - 1 for name in firsts} if keep_maps else None
+    )
+    return SanityResult(STAGES, scores, maps)
+
+
+def test_cascade_figure_has_a_panel_per_metric_and_a_line_per_method():
+    fig = report.cascade_figure(_result({"Gradient": 0.4, "NeuronMCT": 0.3}), "toy")
+    assert [ax.get_title() for ax in fig.axes] == [
+        "|Spearman|",
+        "SSIM",
+        "Spearman (signed)",
+        "HOG correlation",
+    ]
+    assert all(len(ax.get_lines()) == 3 for ax in fig.axes)  # two methods and the zero line
+    assert fig.axes[0].get_lines()[1].get_linestyle() == "--"  # NeuronMCT: a pathway method
+    assert fig._suptitle.get_text() == "toy"
+    one = report.cascade_figure(_result({"Gradient": 0.4}), "one", metrics=["ssim"])
+    assert [ax.get_title() for ax in one.axes] == ["SSIM"]
+
+
+def test_cascade_maps_figure_is_a_method_by_stage_grid():
+    fig = report.cascade_maps_figure(_result({"Gradient": 0.4, "DGR": 0.3}, keep_maps=True))
+    images = [ax for ax in fig.axes if ax.get_images()]
+    assert len(images) == 2 * len(STAGES)
+    assert [ax.get_title() for ax in images[: len(STAGES)]] == STAGES
+    assert [t.get_text() for t in images[len(STAGES)].texts] == ["DGR"]
+    with pytest.raises(ValueError, match="keep_maps=True"):
+        report.cascade_maps_figure(_result({"Gradient": 0.4}))
+
+
+def test_paper_cascade_figure_shows_every_paper_curve():
+    fig = report.paper_cascade_figure()
+    assert [ax.get_title() for ax in fig.axes] == [
+        "paper, ResNet-50: |Spearman|",
+        "paper, ResNet-50: SSIM",
+    ]
+    assert len(fig.axes[0].get_lines()) == len(paper_numbers.SANITY["spearman_abs"])
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert "GBP (GuidedBackprop)" in labels
+
+
+def test_summarise_and_table():
+    result = _result({"Gradient": 0.4, "GuidedBackprop": 0.9, "DGR": 0.5})
+    shuffled = {
+        name: {"spearman_abs": torch.tensor([0.1, float("nan"), 0.3])} for name in result.scores
+    }
+    summary = report.summarise(result, shuffled)
+    assert summary["Gradient"] == pytest.approx((0.4, 0.1, 0.2))
+    photo = _result({"Gradient": 0.6})
+    lines = report.summary_table(summary, photo, memorised_enough=True).splitlines()
+    assert len(lines) == 2 + 3
+    paper_first = paper_numbers.SANITY["spearman_abs"]["Gradients"][1]
+    assert lines[2].startswith(f"| Gradient | 0.400 | 0.100 | 0.600 | 0.150 | {paper_first:.3f}")
+    assert lines[2].endswith("| 0.200 |")
+    assert lines[4].startswith("| DGR | 0.500 | 0.125 | - | - | - | - |")  # not in the paper
+    void = report.summary_table(summary, photo, memorised_enough=False)
+    assert void.splitlines()[2].endswith("| not memorised |")
+
+
+def test_memorised_sentence_says_when_the_test_is_void():
+    assert "It has memorised them" in report.memorised_sentence(0.95, 30, 5e-4)
+    void = report.memorised_sentence(0.31, 1, 5e-4)
+    assert void.startswith("The shuffled-label model fits 31% of its shuffled training labels")
+    assert "After 1 epoch(s) at peak learning rate 0.0005 it has not memorised" in void
+
+
+def _summary(gbp, pathway, gradient=0.4, floor=0.1):
+    return {
+        "Gradient": Summary(gradient, floor, 0.2),
+        "GuidedBackprop": Summary(gbp, 0.5, 0.7),
+        "NeuronMCT": Summary(pathway, 0.3, 0.25),
+    }
+
+
+@pytest.mark.parametrize(
+    ("gbp", "pathway", "words"),
+    [
+        (0.9, 0.45, ["it fails the test here too", "like the paper, they decorrelate"]),
+        (0.5, 0.6, ["changes more than in the paper", "unlike the paper, they stay"]),
+    ],
+)
+def test_agreement_sentence(gbp, pathway, words):
+    text = report.agreement_sentence(_summary(gbp, pathway), ["NeuronMCT", "DGR"])
+    assert all(w in text for w in words)
+    assert f"keep at most {pathway:.2f}, against 0.40 for the plain gradient" in text
+
+
+def test_floor_and_shuffled_sentences():
+    assert report.floor_sentence(_summary(0.9, 0.4)) is None
+    high = {k: v._replace(all_random=0.3) for k, v in _summary(0.9, 0.4).items()}
+    assert "falls below 0.30" in report.floor_sentence(high)
+    text = report.shuffled_sentence(_summary(0.9, 0.4), ["NeuronMCT", "DGR"])
+    assert "Guided Backprop keeps |Spearman| 0.70, the plain gradient 0.20" in text
+    assert "pathway gradients at most 0.25." in text

@@ -1,0 +1,242 @@
+"""pathlib_core.report.transfer: the GEN-CNP chapter's figures, tables and sentences, checked on
+constructed numbers (which sentence is chosen, what a table's rows say, what a figure draws)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from pathlib_core.report import transfer as R
+
+
+def _history(total, kept=None):
+    n = len(total)
+    return {
+        "total": list(total),
+        "faithfulness": [0.5] * (n - 1) + [0.0421],
+        "sparsity": [0.4] * n,
+        "relevance": [-0.1] * n,
+        "kept": kept or [0.9] * (n - 1) + [0.4412],
+    }
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+def test_training_figure_draws_every_term_and_the_kept_share():
+    fig = R.training_figure(_history([3.0, 2.0, 1.5]))
+    left, right = fig.axes
+    assert [line.get_label() for line in left.lines] == list(R.TRAINING_TERMS)
+    assert all(len(line.get_xdata()) == 3 for line in left.lines)
+    assert left.get_title() == "loss and its terms (unweighted)"
+    assert len(right.lines) == 1 and right.get_ylim() == (0, 1)
+    assert list(right.lines[0].get_ydata()) == [0.9, 0.9, 0.4412]
+
+
+def test_training_sentence_says_whether_training_levelled_off():
+    levelled = R.training_sentence(_history([3.0, 1.0, 0.99]))  # last step 0.5% of the fall
+    assert levelled.startswith("After 3 epochs the pathways keep 44.1% of the neurons (KL 0.042)")
+    assert "brought 0.5% of" in levelled and levelled.endswith("training has levelled off.")
+    falling = R.training_sentence(_history([3.0, 2.0, 1.0]))  # last step 50%
+    assert "brought 50.0%" in falling and "trains for 60 epochs" in falling
+    long = R.training_sentence(_history([3.0] * 58 + [2.0, 1.0]))
+    assert "not trained to the end" in long
+    assert "trains for 80 epochs" in R.training_sentence(_history([3, 2, 1]), full_epochs=80)
+    one = R.training_sentence(_history([3.0]))
+    assert "brought nan%" in one and "still falling" in one
+
+
+# ------------------------------------------------------------------------------------ sparsity
+
+
+def _sparsity_inputs():
+    classes = torch.tensor([0, 0, 1, 1, 2, 2])
+    kept = torch.tensor([0.2, 0.3, 0.5, 0.7, 0.3, 0.3], dtype=torch.float64)
+    by_site = {
+        "relu1": torch.tensor([0.1, 0.1, 0.2, 0.2, 0.3, 0.3], dtype=torch.float64),
+        "relu2": torch.tensor([0.9, 0.9, 0.8, 0.8, 0.7, 0.7], dtype=torch.float64),
+    }
+    return kept, by_site, classes
+
+
+def test_sparsity_figure_has_a_box_per_class_and_a_class_by_site_image():
+    kept, by_site, classes = _sparsity_inputs()
+    fig = R.sparsity_figure(kept, by_site, classes, n_classes=3)
+    boxes, heat, _colorbar = fig.axes
+    assert boxes.get_title() == "per digit (6 test digits)"
+    assert len(boxes.get_xticks()) == 3
+    image = heat.images[0].get_array()
+    assert image.shape == (3, 2)
+    np.testing.assert_allclose(image[:, 0], [0.1, 0.2, 0.3])
+    assert [t.get_text() for t in heat.get_xticklabels()] == ["relu1", "relu2"]
+
+
+def test_sparsity_sentence_names_the_extreme_class_and_site():
+    kept, by_site, classes = _sparsity_inputs()
+    text = R.sparsity_sentence(kept, by_site, classes, n_classes=3)
+    assert text.startswith("Pathways keep 38.3% of the neurons on average")
+    assert "from 20.0% to 70.0%" in text
+    assert "from 25.0% (digit 0) to 60.0% (digit 1)" in text
+    assert text.endswith("By site, from 20.0% (relu1) to 80.0% (relu2).")
+
+
+# -------------------------------------------------------------------------------- faithfulness
+
+
+def _faith(drop, kept_fraction=0.25):
+    return SimpleNamespace(
+        kept_fraction=torch.full((4,), kept_fraction, dtype=torch.float64),
+        prediction_kept=90.0,
+        average_drop=drop,
+        mean_decrease=1.234,
+        mean_increase=0.5,
+        increase_in_confidence=12.0,
+    )
+
+
+def test_faithfulness_table_averages_over_seeds():
+    faith = {"GEN-CNP": [_faith(20.0)], "Random channels": [_faith(40.0), _faith(50.0)]}
+    table = R.faithfulness_table(faith, {"GEN-CNP": 0.5, "Random channels": 0.25})
+    lines = table.splitlines()
+    assert len(lines) == 4 and "Average Drop" in lines[0]
+    assert lines[2] == "| GEN-CNP | 0.250 | 0.500 | 90.0% | 20.0% | 1.23 | 0.50 | 12.0% |"
+    assert lines[3].startswith("| Random channels | 0.250 | 0.250 | 90.0% | 45.0% |")
+
+
+def test_faithfulness_verdict_picks_the_sentence_from_the_drops():
+    best = R.faithfulness_verdict({"GEN-CNP": 10.0, "NeuronMCT": 12.0, "Random channels": 30.0})
+    assert best.startswith("Lowest Average Drop: GEN-CNP (10.0%).") and "beat every" in best
+    between = R.faithfulness_verdict({"GEN-CNP": 20.0, "NeuronMCT": 12.0, "Random channels": 30})
+    assert between.startswith("Lowest Average Drop: NeuronMCT (12.0%).")
+    assert "(20.0%) are beaten by NeuronMCT" in between and "random channels (30.0%)" in between
+    worst = R.faithfulness_verdict({"GEN-CNP": 40.0, "NeuronMCT": 12.0, "Random channels": 30})
+    assert worst.endswith("are no better than random channels of the same structure.")
+
+
+# ----------------------------------------------------------------------------- class relevance
+
+
+def test_class_iou_figure_has_one_titled_panel_per_kind():
+    matrices = {"GEN-CNP": np.eye(3), "NeuronMCT": np.full((3, 3), 0.5)}
+    fig = R.class_iou_figure(matrices)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["GEN-CNP", "NeuronMCT"]
+    assert len(fig.axes) == 4  # and their colour bars
+    np.testing.assert_array_equal(panels[0].images[0].get_array(), np.eye(3))
+
+
+def test_relevance_table_and_verdict():
+    within = {"GEN-CNP": 0.9, "NeuronMCT": 0.5}
+    across = {"GEN-CNP": 0.7, "NeuronMCT": 0.45}
+    lines = R.relevance_table(within, across).splitlines()
+    assert lines[2] == "| GEN-CNP | 0.900 | 0.700 | +0.200 |"
+    assert lines[3] == "| NeuronMCT | 0.500 | 0.450 | +0.050 |"
+    met = R.relevance_verdict({"GEN-CNP": 0.2, "NeuronMCT": 0.05, "Random channels": -0.01})
+    assert met.startswith("The generated pathways' gap between classes is +0.200 IoU")
+    assert "random channels' -0.010" in met and "criterion is met" in met
+    unmet = R.relevance_verdict({"GEN-CNP": 0.02, "NeuronMCT": 0.05, "Random channels": 0.0})
+    assert unmet.endswith("not more class-specific than the references.")
+
+
+# ------------------------------------------------------------------------------------ transfer
+
+NAMES = ["GEN-CNP class pathway", "Random", "Random channels", "NeuronMCT class pathway"]
+
+
+def _scores(ours=95.0, rand=80.0, mct=97.0, conf=(0.9, 0.5, 0.4, 0.95)):
+    values = dict(zip(NAMES, zip((ours, rand, 70.0, mct), conf, strict=True), strict=True))
+    scores = {name: {c: (acc, cf, 0.3) for c in range(3)} for name, (acc, cf) in values.items()}
+    scores["model"] = {c: (99.0, 0.98, 1.0) for c in range(3)}
+    return scores
+
+
+def test_transfer_table_has_a_row_per_class_and_two_mean_rows():
+    table = R.transfer_table(_scores(), NAMES, {0: 5, 1: 6, 2: 7})
+    lines = table.splitlines()
+    assert lines[0] == "| class | digits | kept share | model | " + " | ".join(NAMES) + " |"
+    assert len(lines) == 2 + 3 + 2
+    assert lines[3] == "| 1 | 6 | 0.300 | 99.0% | 95.0% | 80.0% | 70.0% | 97.0% |"
+    assert lines[5].startswith("| mean |  | 0.300 | 99.0% | 95.0%")
+    assert lines[6] == "| mean confidence |  |  | 0.980 | 0.900 | 0.500 | 0.400 | 0.950 |"
+
+
+def test_transfer_figure_draws_a_bar_per_kind_and_class():
+    fig = R.transfer_figure(_scores(), NAMES)
+    top, bottom = fig.axes
+    assert len(top.patches) == len(NAMES) * 3 and len(bottom.patches) == len(NAMES) * 3
+    assert top.get_ylim() == (65.0, 101.0)  # cut 5 points below the lowest decade
+    assert top.get_title() == "the other test digits of each class, through one pathway"
+    labels = top.get_legend_handles_labels()[1]
+    assert sorted(labels) == sorted(["whole model", *NAMES])
+    with pytest.raises(ValueError, match="no colour"):
+        R.transfer_figure(_scores(), [*NAMES[:1], "Mystery"])
+
+
+def _means(scores):
+    accuracy = {n: float(np.mean([v[0] for v in s.values()])) for n, s in scores.items()}
+    confidence = {n: float(np.mean([v[1] for v in s.values()])) for n, s in scores.items()}
+    return accuracy, confidence
+
+
+def test_transfer_verdict_chooses_from_accuracy_and_confidence():
+    holds = R.transfer_verdict(*_means(_scores()))
+    assert holds.startswith("Through its class pathway a digit is classified correctly 95.0%")
+    assert "Confidence separates them further" in holds  # 15 points above random
+    assert "The transfer claim holds" in holds
+    assert "does better still (97.0%, probability 0.95)." in holds
+    close = R.transfer_verdict(*_means(_scores(ours=82.0, mct=50.0, conf=(0.55, 0.5, 0.4, 0.3))))
+    assert "Accuracy hardly separates them" in close
+    assert "The transfer claim does not hold" in close  # confidence within 0.1 of random
+    assert close.endswith("The transferred NeuronMCT pathway reaches 50.0% (probability 0.30).")
+
+
+# --------------------------------------------------------------------------------- cross-class
+
+
+def test_diagonal_and_rest():
+    matrix = np.array([[90.0, 10.0], [30.0, 70.0]])
+    assert R.diagonal_and_rest(matrix) == (80.0, 20.0)
+    with pytest.raises(ValueError, match="square"):
+        R.diagonal_and_rest(np.ones((2, 3)))
+
+
+def test_cross_class_figure_and_verdict():
+    accuracy = np.array([[90.0, 10.0], [30.0, 70.0]])
+    fig = R.cross_class_figure(accuracy, np.array([[0.9, 0.1], [0.2, 0.8]]))
+    assert len([ax for ax in fig.axes if ax.images]) == 2
+    assert fig.axes[0].get_xlabel() == "class b of the digits"
+    specific = R.cross_class_verdict(accuracy, np.array([[0.9, 0.1], [0.2, 0.8]]))
+    assert specific.startswith(
+        "Through the pathway of the digits' own class: accuracy 80.0%, probability 0.85; "
+        "through the pathway of another class: 20.0%, 0.15."
+    )
+    assert "are class-specific" in specific
+    shared = R.cross_class_verdict(accuracy, np.array([[0.9, 0.85], [0.8, 0.8]]))
+    assert "largely shared" in shared
+    partly = R.cross_class_verdict(accuracy, np.array([[0.8, 0.5], [0.5, 0.8]]))
+    assert "partly class-specific" in partly and "(25% of" in partly and "(62%)" in partly
+
+
+# ----------------------------------------------------------------------------------- gradients
+
+
+def test_gradient_figure_has_a_digit_and_its_maps_per_row():
+    digits = [torch.zeros(1, 28, 28), torch.ones(1, 28, 28)]
+    maps = [{name: torch.randn(1, 28, 28) for name in ("gradient", "class pathway")}] * 2
+    fig = R.gradient_figure(digits, maps)
+    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titled == ["digit", "gradient", "class pathway"]
+    assert sum(bool(ax.images) for ax in fig.axes) == 6
+    with pytest.raises(ValueError, match="one mapping of maps per digit"):
+        R.gradient_figure(digits, maps[:1])
+
+
+def test_similarity_sentence():
+    text = R.similarity_sentence(
+        {"class pathway": 0.81234, "gradient": 0.5, "own NeuronMCT": 0.25}, 900
+    )
+    assert "over all 900 non-voting digits" in text
+    assert "the class pathway's 0.812, the whole model's 0.500, the own NeuronMCT" in text
