@@ -11,14 +11,16 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
 from . import parameters as params
-from .execute import Outcome, atomic_write_text, execute
 from .fingerprint import core_digest, explain_changes, fingerprint
 from .project import Chapter, PathbookError, Project
+
+if TYPE_CHECKING:
+    from .execute import Outcome
 
 
 @dataclass
@@ -79,6 +81,8 @@ def plan(
 
 
 def _stamp(project: Project, item: Plan, profile: str, outcome: Outcome) -> None:
+    from .execute import atomic_write_text
+
     figures = sorted(p.name for p in project.figures_of(item.chapter).glob("*") if p.is_file())
     record = {
         "profile": profile,
@@ -95,6 +99,8 @@ def run_notebooks(
     project: Project, plans: list[Plan], profile: str, jobs: int = 1
 ) -> list[Outcome]:
     """Execute the stale chapters, `jobs` at a time, with a progress bar over notebooks."""
+    from .execute import execute  # torch (via pathlib_core) only when something runs
+
     todo = [p for p in plans if p.stale]
     outcomes: list[Outcome] = []
     if not todo:

@@ -1,45 +1,148 @@
-"""The `pathbook` command: build the book, say what is stale, run one chapter, clean up, and
-make and grade the classroom copies of the exercises."""
+"""The `pathbook` command: build the book, say what is stale, run one chapter, clean up, show and
+clear the saved caches, and make and grade the classroom copies of the exercises.
+
+Only argparse, yaml and the standard library are imported here: the modules that pull in torch,
+papermill or nbgrader are imported inside the command that needs them, so that `--help`,
+`--version` and `cache` answer at once and without the optional extras installed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shutil
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from . import parameters as params
-from .build import build, status
-from .execute import execute
-from .fingerprint import fingerprint
-from .project import PROFILES, PathbookError, load_project
+import yaml
+
+from .project import PROFILES, PROFILES_FILE, PathbookError, find_root, load_project
+
+DISTRIBUTION = "critical-pathways-companion"
+
+# The module a missing import names -> the extra of pyproject.toml that installs it.
+EXTRAS = {
+    "papermill": "book",
+    "nbformat": "book",
+    "nbclient": "book",
+    "jupyter_book": "book",
+    "ipykernel": "book",
+    "nbgrader": "classroom",
+}
 
 
-def _parser() -> argparse.ArgumentParser:
+def install_hint(module: str, extra: str) -> str:
+    return (
+        f"{module} is not installed; this command needs the [{extra}] extra: "
+        f'pip install -e ".[{extra}]"'
+    )
+
+
+@contextmanager
+def needs_extras() -> Iterator[None]:
+    """Turn a missing optional dependency into a PathbookError that says what to install."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        module = (error.name or "").partition(".")[0]
+        if module not in EXTRAS:
+            raise
+        raise PathbookError(install_hint(module, EXTRAS[module])) from None
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows `(default: X)` after every option that has a default worth showing.
+
+    Options whose default is None, False or empty say in their own help what happens instead.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return f"{text} (default: %(default)s)"
+        return text
+
+
+class _Version(argparse.Action):
+    """`--version`: the installed distribution's version, looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        import importlib.metadata
+
+        try:
+            version = importlib.metadata.version(DISTRIBUTION)
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown (the distribution is not installed; pip install -e .)"
+        print(f"pathbook {version} ({DISTRIBUTION})")
+        parser.exit()
+
+
+def chapter_names(root: Path | None) -> list[str]:
+    """The chapter names in `notebooks/profiles.yml`, read with yaml only; [] if none is found."""
+    try:
+        folder = find_root() if root is None else Path(root)
+        spec = yaml.safe_load((folder / PROFILES_FILE).read_text()) or {}
+    except (PathbookError, OSError, yaml.YAMLError):
+        return []
+    notebooks = spec.get("notebooks") if isinstance(spec, dict) else None
+    return [str(name) for name in notebooks] if isinstance(notebooks, dict) else []
+
+
+def _root_in(argv: Sequence[str]) -> Path | None:
+    """The `--root` given on the command line, before argparse has run."""
+    for i, token in enumerate(argv):
+        if token == "--root" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if token.startswith("--root="):
+            return Path(token.partition("=")[2])
+    return None
+
+
+def _parser(chapters: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pathbook",
         description="Execute the companion's notebooks with papermill and build the Jupyter Book.",
+        formatter_class=_Formatter,
     )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     parser.add_argument(
         "--root",
         type=Path,
         default=None,
-        help="project folder (default: found from the working folder upwards)",
+        help="project folder (default: the nearest folder upwards holding notebooks/profiles.yml)",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    known = ", ".join(chapters) if chapters else f"the names in {PROFILES_FILE}"
 
-    b = sub.add_parser("build", help="execute stale notebooks, then build the HTML book")
-    b.add_argument("--profile", choices=PROFILES, default="quick")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=_Formatter)
+
+    b = command("build", "execute stale notebooks, then build the HTML book")
+    b.add_argument("--profile", choices=PROFILES, default="quick", help="parameter set")
     b.add_argument("-j", "--jobs", type=int, default=1, help="notebooks executed at once")
-    b.add_argument("--only", nargs="+", default=[], metavar="NAME", help="only these notebooks")
+    b.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help=f"only these chapters, among: {known} (default: all)",
+    )
     b.add_argument("--force", action="store_true", help="execute even if up to date")
-    b.add_argument("--no-html", action="store_true", help="execute notebooks only")
+    b.add_argument("--no-html", action="store_true", help="execute notebooks only, no HTML")
 
-    s = sub.add_parser("status", help="show which notebooks are stale and why")
-    s.add_argument("--profile", choices=PROFILES, default="quick")
+    s = command("status", "show which notebooks are stale and why")
+    s.add_argument("--profile", choices=PROFILES, default="quick", help="parameter set")
 
-    r = sub.add_parser("run", help="execute one chapter with other parameters (not into the book)")
-    r.add_argument("name")
+    r = command("run", "execute one chapter with other parameters (not into the book)")
+    r.add_argument("name", metavar="NAME", help=f"the chapter: one of {known}")
     r.add_argument(
         "-p",
         "--parameter",
@@ -47,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar=("KEY", "VALUE"),
-        help="override one parameter (YAML value)",
+        help="override one parameter, VALUE read as YAML; repeatable (default: none)",
     )
     r.add_argument(
         "--profile",
@@ -60,31 +163,67 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         type=Path,
         default=None,
-        help="executed notebook path (default .pathbook/runs/NAME.ipynb)",
+        help="executed notebook path (default: .pathbook/runs/NAME.ipynb)",
     )
 
-    c = sub.add_parser("clean", help="delete generated chapters, figures, cache and HTML")
+    c = command("clean", "delete generated chapters, figures, pathbook state and HTML")
     c.add_argument("--html-only", action="store_true", help="delete only _build/")
+
+    cache = command(
+        "cache", "size of the saved pieces (pathlib_core cache, .pathbook/); clear them"
+    )
+    what = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    what.add_parser(
+        "info",
+        help="size and place of each kind of saved piece",
+        description="Size and place of each kind of saved piece: the pathlib_core cache folder "
+        "($PATHLIB_CORE_CACHE, else $XDG_CACHE_HOME/pathlib_core, else ~/.cache/pathlib_core), "
+        "one line per top-level entry kind, and the project's .pathbook/ folder (kind "
+        "'pathbook').",
+        formatter_class=_Formatter,
+    )
+    cl = what.add_parser(
+        "clear",
+        help="remove one kind of saved piece, or all",
+        description="Remove one kind of saved piece (see `pathbook cache info`), or all of them.",
+        formatter_class=_Formatter,
+    )
+    cl.add_argument("kind", nargs="?", default=None, help="kind to remove (default: every kind)")
     _classroom_parser(sub)
     return parser
 
 
 def _classroom_parser(sub) -> None:
-    room = sub.add_parser("classroom", help="student copies of the exercises, and grading")
-    actions = room.add_subparsers(dest="action", required=True)
+    room = sub.add_parser(
+        "classroom",
+        help="student copies of the exercises, and grading (extra [classroom])",
+        formatter_class=_Formatter,
+    )
+    actions = room.add_subparsers(dest="action", required=True, metavar="ACTION")
     sources = {
         "type": Path,
         "default": None,
-        "help": "folder of exercise notebooks (default notebooks/exercises)",
+        "help": "folder of exercise notebooks (default: notebooks/exercises)",
     }
-    r = actions.add_parser("release", help="write student and instructor versions of the exercises")
+    r = actions.add_parser(
+        "release",
+        help="write student and instructor versions of the exercises",
+        formatter_class=_Formatter,
+    )
     r.add_argument("--sources", **sources)
-    r.add_argument("--out", type=Path, default=None, help="output folder (default classroom/)")
-    g = actions.add_parser("grade", help="run submissions with the hidden tests, write scores")
+    r.add_argument("--out", type=Path, default=None, help="output folder (default: classroom/)")
+    g = actions.add_parser(
+        "grade",
+        help="run submissions with the hidden tests, write scores",
+        formatter_class=_Formatter,
+    )
     g.add_argument("submissions", type=Path, help="folder holding STUDENT/ASSIGNMENT.ipynb")
     g.add_argument("--sources", **sources)
     g.add_argument(
-        "--out", type=Path, default=None, help="score table to write (default classroom/scores.csv)"
+        "--out",
+        type=Path,
+        default=None,
+        help="score table to write (default: classroom/scores.csv)",
     )
     g.add_argument("--timeout", type=int, default=120, help="seconds one cell may run")
     g.add_argument(
@@ -94,12 +233,35 @@ def _classroom_parser(sub) -> None:
         "--threads",
         type=int,
         default=1,
-        help="torch threads of each grading kernel (default 1; 0: the environment's)",
+        help="torch threads of each grading kernel; 0: the environment's",
     )
+
+
+def _build(project, args) -> int:
+    for name in args.only:
+        project.chapter(name)  # an unknown name fails before anything heavy is imported
+    if not args.no_html and importlib.util.find_spec("jupyter_book") is None:
+        raise PathbookError(install_hint("jupyter_book", "book") + " (or pass --no-html)")
+    with needs_extras():
+        from .build import build
+
+    return build(project, args.profile, args.jobs, args.only, args.force, not args.no_html)
+
+
+def _status(project, args) -> int:
+    with needs_extras():
+        from .build import status
+
+    return status(project, args.profile)
 
 
 def _run(project, args) -> int:
     chapter = project.chapter(args.name)
+    with needs_extras():
+        from . import parameters as params
+        from .execute import execute
+        from .fingerprint import fingerprint
+
     values = chapter.parameters(args.profile)
     values.update({key: params.parse_cli_value(text) for key, text in args.parameter})
     shown = params.validate(chapter.name, chapter.source, values)
@@ -124,9 +286,9 @@ def _run(project, args) -> int:
     return 0
 
 
-def _clean(project, html_only: bool) -> int:
+def _clean(project, args) -> int:
     targets = [project.root / "_build"]
-    if not html_only:
+    if not args.html_only:
         targets += [project.generated, project.figures, project.state]
     for target in targets:
         if target.exists():
@@ -135,16 +297,30 @@ def _clean(project, html_only: bool) -> int:
     return 0
 
 
-def _classroom(project, args) -> int:
+def _cache(root: Path | None, args) -> int:
+    from . import caches
+
     try:
+        state: Path | None = (find_root() if root is None else Path(root).resolve()) / ".pathbook"
+    except PathbookError:
+        state = None  # outside a project: only the pathlib_core cache
+    folder = caches.cache_folder()
+    if args.action == "info":
+        print("\n".join(caches.describe(folder, state)))
+        return 0
+    try:
+        print("\n".join(caches.clear(folder, state, args.kind)))
+    except ValueError as error:
+        raise PathbookError(str(error)) from None
+    return 0
+
+
+def _classroom(project, args) -> int:
+    with needs_extras():
         import nbgrader  # noqa: F401
-    except ImportError:
-        raise PathbookError(
-            "pathbook classroom needs nbgrader; install the classroom extra: "
-            "pip install -e '.[classroom]'"
-        ) from None
-    from .classroom import SOURCES, release
-    from .grading import grade, summarize
+
+        from .classroom import SOURCES, release
+        from .grading import grade, summarize
 
     sources = args.sources or project.root / SOURCES
     out = project.root / "classroom"
@@ -167,19 +343,24 @@ def _classroom(project, args) -> int:
     return 0
 
 
+COMMANDS = {
+    "build": _build,
+    "status": _status,
+    "run": _run,
+    "clean": _clean,
+    "classroom": _classroom,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Entry point of the `pathbook` console script (and `python -m pathbook`)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    asks_help = any(token in ("-h", "--help") for token in argv)
+    args = _parser(chapter_names(_root_in(argv)) if asks_help else ()).parse_args(argv)
     try:
-        project = load_project(args.root)
-        if args.command == "build":
-            return build(project, args.profile, args.jobs, args.only, args.force, not args.no_html)
-        if args.command == "status":
-            return status(project, args.profile)
-        if args.command == "run":
-            return _run(project, args)
-        if args.command == "classroom":
-            return _classroom(project, args)
-        return _clean(project, args.html_only)
+        if args.command == "cache":
+            return _cache(args.root, args)
+        return COMMANDS[args.command](load_project(args.root), args)
     except PathbookError as error:
         print(f"pathbook: error: {error}", file=sys.stderr)
         return 2
