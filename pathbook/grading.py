@@ -106,6 +106,20 @@ class _OutOfTime(Exception):
     """The submission used up its total time."""
 
 
+def _kernel_config():
+    """Kernel managers that give each kernel CurveZMQ keys (`transport_encryption="auto"`), where
+    pyzmq and jupyter_client can: the kernel and the grader then talk encrypted, and ipykernel
+    no longer warns on every start that it runs "over TCP without encryption" (a line per graded
+    notebook in the progress output). Elsewhere the settings are jupyter_client's defaults."""
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    if zmq.has("curve") and "transport_encryption" in KernelManager.class_trait_names():
+        return Config({"KernelManager": {"transport_encryption": "auto"}})
+    return Config()
+
+
 def _executor(timeout: int, total_timeout: int):
     """nbgrader's `Execute`, which interrupts a cell after `timeout` seconds and goes on with the
     next, plus a budget for the whole notebook (counted from its first cell), a note of the
@@ -129,7 +143,9 @@ def _executor(timeout: int, total_timeout: int):
         executor.limits[executor.current] = seconds
         return seconds
 
-    executor = Executor(timeout=timeout, interrupt_on_timeout=True, timeout_func=limit)
+    executor = Executor(
+        timeout=timeout, interrupt_on_timeout=True, timeout_func=limit, config=_kernel_config()
+    )
     executor.limits = {}
     return executor
 
@@ -299,20 +315,25 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 
 def summarize(rows: list[dict]) -> list[str]:
-    """One line per submission: auto points out of the maximum, written answers to grade, and
-    the problem, if any."""
+    """One line per submission: auto-graded points out of their maximum, the points marked by
+    hand (so that "6 of 6" is not read as the whole assignment), the written answers waiting
+    for them, and the problem, if any."""
     lines, groups = [], {}
     for row in rows:
         groups.setdefault((row["student"], row["assignment"]), []).append(row)
     for (student, assignment), group in groups.items():
         auto = [r for r in group if r["grading"] == "auto"]
-        manual = sum(r["status"] == "needs manual grading" for r in group)
+        by_hand = sum(float(r["max_points"]) for r in group if r["grading"] == "manual")
+        waiting = sum(r["status"] == "needs manual grading" for r in group)
         text = (
             f"{student} / {assignment}: {sum(float(r['points']) for r in auto):g} of "
-            f"{sum(float(r['max_points']) for r in auto):g} points"
+            f"{sum(float(r['max_points']) for r in auto):g} "
+            f"{'auto-graded points' if by_hand else 'points'}"
         )
-        if manual:
-            text += f", {manual} written answer{'s' if manual > 1 else ''} to grade by hand"
+        if by_hand:
+            text += f"; {by_hand:g} more {'is' if by_hand == 1 else 'are'} marked by hand"
+        if waiting:
+            text += f" ({waiting} written answer{'s' if waiting > 1 else ''} to read)"
         problem = group[0]["problem"] or (
             "not submitted" if group[0]["status"] == "not submitted" else ""
         )

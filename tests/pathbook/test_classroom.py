@@ -350,6 +350,38 @@ def test_cli_grade_reports_unreadable_and_missing_submissions(tmp_path, capsys):
     assert "cannot read the notebook" in capsys.readouterr().out
 
 
+def test_submissions_and_scores_stay_out_of_git_by_default(tmp_path):
+    """The table goes to ROOT/classroom/scores.csv unless --out says otherwise, the page's
+    example keeps submissions and scores under classroom/, and git ignores all of it."""
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "notebooks" / "intro.ipynb")
+    (tmp_path / "notebooks" / "profiles.yml").write_text("notebooks:\n  intro: {}\n")
+    submissions = tmp_path / "classroom" / "submissions"
+    (submissions / "bo").mkdir(parents=True)
+    (submissions / "bo" / f"{min(p.stem for p in EXERCISES.glob('*.ipynb'))}.ipynb").write_text(
+        "not a notebook"  # graded without starting a kernel
+    )
+    command = ["--root", str(tmp_path), "classroom", "grade", str(submissions)]
+    assert main([*command, "--sources", str(EXERCISES)]) == 0
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.csv")] == [
+        "classroom/scores.csv"
+    ]
+
+    page = (REPO / "book" / "classroom.md").read_text()
+    [example] = re.findall(r"^pathbook classroom grade .*$", page, re.MULTILINE)
+    words = example.split()
+    paths = [words[3], words[words.index("--out") + 1]]
+    assert all(path.startswith("classroom/") for path in paths), example
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("git ignores are checked in a git checkout")
+    elsewhere = ["submissions/ada/lab.ipynb", "scores.csv"]  # wherever a teacher puts them
+    for path in [*paths, "classroom/submissions/ada/lab.ipynb", *elsewhere]:
+        ignored = subprocess.run(
+            ["git", "-C", str(REPO), "check-ignore", "-q", "--no-index", path], check=False
+        )
+        assert ignored.returncode == 0, f"git does not ignore {path}"
+
+
 # -------------------------------------------------------------------- grading real submissions
 
 
@@ -422,6 +454,71 @@ def test_calling_the_reference_fails_and_a_wrong_function_costs_only_its_own_poi
             built_on[question]["max_points"],
         ), built_on[question]
     assert {r["status"] for r in rows_of(rows, "shortcuts", third)} == {"not submitted"}
+
+
+def test_the_summary_names_the_points_marked_by_hand():
+    from pathbook.grading import summarize
+
+    def row(student, question, grading, points, max_points, status, problem=""):
+        return {
+            "student": student,
+            "assignment": "lab",
+            "question": question,
+            "grading": grading,
+            "points": points,
+            "max_points": max_points,
+            "status": status,
+            "problem": problem,
+        }
+
+    rows = [
+        row("ann", "sums", "auto", 4.0, 6.0, "failed"),
+        row("ann", "why", "manual", "", 2.0, "needs manual grading"),
+        row("ann", "how", "manual", "", 1.0, "needs manual grading"),
+        row("bo", "sums", "auto", 0.0, 6.0, "failed"),
+        row("bo", "why", "manual", 0.0, 2.0, "no answer"),
+        row("bo", "how", "manual", 0.0, 1.0, "no answer"),
+        row("cy", "sums", "auto", 0.0, 6.0, "not submitted"),
+        row("cy", "why", "manual", 0.0, 1.0, "not submitted"),
+        {**row("di", "sums", "auto", 6.0, 6.0, "passed"), "assignment": "quiz"},
+    ]
+    assert summarize(rows) == [
+        "ann / lab: 4 of 6 auto-graded points; 3 more are marked by hand "
+        "(2 written answers to read)",
+        "bo / lab: 0 of 6 auto-graded points; 3 more are marked by hand",
+        "cy / lab: 0 of 6 auto-graded points; 1 more is marked by hand (not submitted)",
+        "di / quiz: 6 of 6 points",
+    ]
+
+
+@pytest.mark.slow
+def test_grade_prints_the_hand_marked_points_and_no_kernel_transport_warning(tmp_path, capfd):
+    sources = tmp_path / "exercises"
+    sources.mkdir()
+    nbformat.write(
+        _notebook(
+            "md:# Sums\n\n## What you will learn\n\nTo add.",
+            "### BEGIN SOLUTION\nanswer = 1 + 1\n### END SOLUTION",
+            "### TEST answer_is_two (3 points)\nassert answer == 2",
+            "md:<!-- ANSWER why (2 points) -->\nOne and one make two.",
+        ),
+        sources / "sums.ipynb",
+    )
+    release(sources, tmp_path / "out")
+    (tmp_path / "subs" / "sam").mkdir(parents=True)
+    (tmp_path / "out" / "instructor" / "sums.ipynb").rename(tmp_path / "subs/sam/sums.ipynb")
+    (tmp_path / "subs" / "tom").mkdir()  # handed in nothing
+    command = ["--root", str(REPO), "classroom", "grade", str(tmp_path / "subs")]
+    command += ["--sources", str(sources), "--out", str(tmp_path / "scores.csv")]
+    assert main(command) == 0
+    out, err = capfd.readouterr()  # the kernels' own stderr included
+    assert out.splitlines()[:2] == [
+        "sam / sums: 3 of 3 auto-graded points; 2 more are marked by hand "
+        "(1 written answer to read)",
+        "tom / sums: 0 of 3 auto-graded points; 2 more are marked by hand (not submitted)",
+    ]
+    assert "grading" in err  # the progress output
+    assert "without encryption" not in out + err
 
 
 def test_a_warning_on_stderr_costs_no_points_but_is_reported():
