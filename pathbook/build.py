@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import nbformat
 from tqdm.auto import tqdm
 
 from . import parameters as params
@@ -33,6 +34,8 @@ class Plan:
     fingerprint: dict[str, Any]
     reasons: list[str]
 
+    text_changed: bool = False  # only the text changed: merged into the output, not executed
+
     @property
     def stale(self) -> bool:
         return bool(self.reasons)
@@ -44,6 +47,14 @@ def _recorded(project: Project, chapter: Chapter) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def _state(item: Plan) -> str:
+    if item.stale:
+        return "; ".join(item.reasons)
+    if item.text_changed:
+        return "text changed (merged into the last output, nothing executed)"
+    return "up to date"
 
 
 def plan(
@@ -76,8 +87,29 @@ def plan(
             ]
             if missing:
                 reasons.append(f"figures missing: {', '.join(missing)}")
-        plans.append(Plan(chapter, values, shown, fp, reasons))
+        text_changed = not reasons and stamp is not None and stamp.get("prose") != fp["prose"]
+        plans.append(Plan(chapter, values, shown, fp, reasons, text_changed))
     return plans
+
+
+def refresh_text(project: Project, plans: list[Plan]) -> list[str]:
+    """Merge the new text of chapters whose code is unchanged into their outputs (no kernel),
+    and record it in their stamps; returns the names refreshed."""
+    from .execute import atomic_write_text
+    from .prose import merge_text
+
+    done = []
+    for item in plans:
+        if not item.text_changed:
+            continue
+        output = project.output_of(item.chapter)
+        merged = merge_text(item.chapter.source, output)
+        atomic_write_text(output, nbformat.writes(merged))
+        stamp = _recorded(project, item.chapter) or {}
+        stamp["prose"] = item.fingerprint["prose"]
+        atomic_write_text(project.stamp_of(item.chapter), json.dumps(stamp, indent=1))
+        done.append(item.chapter.name)
+    return done
 
 
 def _stamp(project: Project, item: Plan, profile: str, outcome: Outcome) -> None:
@@ -87,6 +119,7 @@ def _stamp(project: Project, item: Plan, profile: str, outcome: Outcome) -> None
     record = {
         "profile": profile,
         "hash": item.fingerprint["hash"],
+        "prose": item.fingerprint["prose"],
         "components": item.fingerprint["components"],
         "executed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(outcome.seconds, 2),
@@ -173,8 +206,8 @@ def build(
     start = time.perf_counter()
     plans = plan(project, profile, only, force)
     for item in plans:
-        state = "; ".join(item.reasons) if item.stale else "up to date"
-        print(f"  {item.chapter.name}: {state}", file=sys.stderr)
+        print(f"  {item.chapter.name}: {_state(item)}", file=sys.stderr)
+    refreshed = refresh_text(project, plans)
     outcomes = run_notebooks(project, plans, profile, jobs)
     failures = [o for o in outcomes if not o.ok]
     for failure in failures:
@@ -182,7 +215,9 @@ def build(
     ran = sum(o.ok for o in outcomes)
     print(
         f"pathbook: executed {ran} notebook(s), {len(failures)} failed, "
-        f"{len(plans) - len(outcomes)} up to date; {time.perf_counter() - start:.1f}s",
+        f"{len(refreshed)} text-only update(s), "
+        f"{len(plans) - len(outcomes) - len(refreshed)} up to date; "
+        f"{time.perf_counter() - start:.1f}s",
         file=sys.stderr,
     )
     missing = [c.name for c in project.chapters.values() if not project.output_of(c).exists()]
@@ -196,6 +231,5 @@ def build(
 def status(project: Project, profile: str = "quick") -> int:
     """Print what `build` would execute and why; exit 0 whether or not anything is stale."""
     for item in plan(project, profile):
-        state = "stale: " + "; ".join(item.reasons) if item.stale else "up to date"
-        print(f"{item.chapter.name}: {state}")
+        print(f"{item.chapter.name}: {'stale: ' if item.stale else ''}{_state(item)}")
     return 0

@@ -19,6 +19,7 @@ from pathlib_core.cache import atomic_write
 from pathlib_core.plotting import CONTEXT_VARIABLE  # the variable save_figure reads
 
 from .project import Chapter, Project
+from .prose import HEADER_TAG, insert_header
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a kernel's torch reads them at start
 
@@ -53,22 +54,14 @@ def _header_cell(
         ":::"
     )
     cell = nbformat.v4.new_markdown_cell(text)
-    cell.metadata["tags"] = ["pathbook-header"]
+    cell.metadata["tags"] = [HEADER_TAG]
     return cell
 
 
 def _publish_notebook(executed: Path, destination: Path, header: nbformat.NotebookNode | None):
     nb = nbformat.read(executed, as_version=4)
     if header is not None:
-        first_heading = next(
-            (
-                i
-                for i, c in enumerate(nb.cells)
-                if c.cell_type == "markdown" and c.source.lstrip().startswith("# ")
-            ),
-            -1,
-        )
-        nb.cells.insert(first_heading + 1, header)
+        insert_header(nb, header)
     atomic_write_text(destination, nbformat.writes(nb))
 
 

@@ -1,8 +1,10 @@
 """Content hashes that decide whether a chapter must be executed again.
 
 A chapter is stale when any component of its fingerprint differs from the one recorded when its
-output was made: the notebook's cells (code and text, outputs ignored), its parameters, the
-sources of `pathlib_core`, the declared data files, or the versions of the key packages.
+output was made: the notebook's code cells, its parameters, the sources of `pathlib_core`, the
+declared data files, or the versions of the key packages. Its text (markdown cells and cell tags)
+is not part of the fingerprint: a text edit is merged into the last output without executing
+(`prose_digest` says when; `pathbook.prose` merges).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import nbformat
 from .project import Chapter, PathbookError, Project
 
 # Bump when the way pathbook executes or post-processes a notebook changes.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: the notebook component covers code cells only
 
 KEY_PACKAGES = (
     "torch",
@@ -50,9 +52,21 @@ def _file_digest(path: Path) -> str:
 
 
 def notebook_digest(path: Path) -> str:
-    """Hash of the notebook's cell types and sources; outputs and metadata do not count."""
+    """Hash of the code cells' sources, in order: what executing the chapter depends on."""
     nb = nbformat.read(path, as_version=4)
-    return _digest([(c.cell_type, c.source) for c in nb.cells])
+    return _digest([c.source for c in nb.cells if c.cell_type == "code"])
+
+
+def prose_digest(path: Path) -> str:
+    """Hash of what the page shows besides outputs: the markdown (and raw) cells, every cell's
+    tags, and where the text stands among the code cells. A change here needs no execution."""
+    nb = nbformat.read(path, as_version=4)
+    return _digest(
+        [
+            (c.cell_type, "" if c.cell_type == "code" else c.source, c.metadata.get("tags", []))
+            for c in nb.cells
+        ]
+    )
 
 
 def core_root(project: Project) -> Path | None:
@@ -111,14 +125,18 @@ def fingerprint(
         "versions": package_versions(),
         "pipeline": PIPELINE_VERSION,
     }
-    return {"components": components, "hash": _digest(components)[:16]}
+    return {
+        "components": components,
+        "hash": _digest(components)[:16],
+        "prose": prose_digest(chapter.source),
+    }
 
 
 def explain_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Human-readable reasons why `new` differs from the recorded `old` components."""
     reasons = []
     if old.get("notebook") != new["notebook"]:
-        reasons.append("notebook cells changed")
+        reasons.append("notebook code cells changed")
     if json.dumps(old.get("parameters"), sort_keys=True) != json.dumps(
         new["parameters"], sort_keys=True
     ):

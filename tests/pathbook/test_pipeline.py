@@ -126,6 +126,42 @@ def test_editing_one_notebook_reruns_only_that_one(project, capsys):
     assert "a new cell" in after["a.ipynb"].decode()
 
 
+def test_a_text_edit_is_merged_into_the_page_without_executing(project, capsys):
+    path = project / "notebooks" / "a.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source = "# Chapter a\n\nA corrected sentence."
+    nb.cells.insert(3, nbformat.v4.new_markdown_cell("A new paragraph between two code cells."))
+    nb.cells[-1].metadata["tags"] = ["hide-input"]  # collapse the drawing cell
+    nbformat.write(nb, path)
+    figure = project / "book" / "figures" / "a" / "line.png"
+    drawn = figure.stat().st_mtime_ns
+    before = outputs(project)
+    assert pathbook(project, "status") == 0
+    assert "a: text changed (merged into the last output, nothing executed)" in (
+        capsys.readouterr().out
+    )
+    assert pathbook(project, "build", "--no-html") == 0
+    err = capsys.readouterr().err
+    assert "executed 0 notebook(s)" in err and "1 text-only update(s)" in err
+    assert figure.stat().st_mtime_ns == drawn, "the figure was drawn again"
+    after = outputs(project)
+    assert after["b.ipynb"] == before["b.ipynb"]
+    merged = nbformat.reads(after["a.ipynb"].decode(), as_version=4)
+    old = nbformat.reads(before["a.ipynb"].decode(), as_version=4)
+    markdown = [c.source for c in merged.cells if c.cell_type == "markdown"]
+    assert markdown[0] == "# Chapter a\n\nA corrected sentence."
+    assert "pathbook-header" in merged.cells[1].metadata["tags"], "the header stays under the title"
+    assert "A new paragraph between two code cells." in markdown
+    # the code cells and their outputs are the last run's, papermill's injected cell included
+    code = [c for c in merged.cells if c.cell_type == "code"]
+    assert [c.source for c in code] == [c.source for c in old.cells if c.cell_type == "code"]
+    assert [c.outputs for c in code] == [c.outputs for c in old.cells if c.cell_type == "code"]
+    assert code[-1].metadata["tags"] == ["hide-input"]
+    # and the next build has nothing left to do
+    assert pathbook(project, "build", "--no-html") == 0
+    assert "0 text-only update(s), 2 up to date" in capsys.readouterr().err
+
+
 def test_changing_pathlib_core_reruns_all(project, capsys):
     (project / "pathlib_core" / "core.py").write_text("VALUE = 2\n")
     assert pathbook(project, "status") == 0
