@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ import nbformat
 from tqdm.auto import tqdm
 
 from . import parameters as params
-from .fingerprint import core_digest, explain_changes, fingerprint
+from .fingerprint import core_files, explain_changes, fingerprint, module_sources
 from .project import Chapter, PathbookError, Project
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ class Plan:
     reasons: list[str]
 
     text_changed: bool = False  # only the text changed: merged into the output, not executed
+    core_files: dict[str, str] = field(default_factory=dict)  # pathlib_core file digests now
 
     @property
     def stale(self) -> bool:
@@ -47,6 +48,16 @@ def _recorded(project: Project, chapter: Chapter) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def _last_run(project: Project, item: Plan, profile: str) -> str:
+    """A stale chapter's estimate: how long its last recorded run took (and with which profile,
+    when that differs)."""
+    stamp = _recorded(project, item.chapter) or {}
+    if not item.stale or "seconds" not in stamp:
+        return ""
+    other = stamp.get("profile")
+    return f"; last run {stamp['seconds']:.0f} s" + (f" ({other})" if other != profile else "")
 
 
 def _state(item: Plan) -> str:
@@ -62,14 +73,15 @@ def plan(
 ) -> list[Plan]:
     """Validate every selected chapter's parameters and work out which ones must run."""
     names = list(dict.fromkeys(only)) or list(project.chapters)
-    core = core_digest(project)
+    files = core_files(project)
     plans = []
     for name in names:
         chapter = project.chapter(name)
         values = chapter.parameters(profile)
         shown = params.validate(name, chapter.source, values)
-        fp = fingerprint(project, chapter, values, core)
         stamp = _recorded(project, chapter)
+        modules = stamp.get("modules") if stamp else None  # what its last run loaded
+        fp = fingerprint(project, chapter, values, files, modules)
         if force:
             reasons = ["--force"]
         elif stamp is None or not project.output_of(chapter).exists():
@@ -78,7 +90,9 @@ def plan(
             reasons = explain_changes(stamp["components"], fp["components"])
             if stamp.get("profile") != profile and not reasons:
                 reasons = [f"profile {stamp.get('profile')} -> {profile}"]
-            if stamp.get("hash") != fp["hash"] and not reasons:
+            if not reasons and json.dumps(stamp["components"], sort_keys=True) != json.dumps(
+                fp["components"], sort_keys=True
+            ):
                 reasons = ["fingerprint changed"]
             missing = [
                 f
@@ -88,7 +102,7 @@ def plan(
             if missing:
                 reasons.append(f"figures missing: {', '.join(missing)}")
         text_changed = not reasons and stamp is not None and stamp.get("prose") != fp["prose"]
-        plans.append(Plan(chapter, values, shown, fp, reasons, text_changed))
+        plans.append(Plan(chapter, values, shown, fp, reasons, text_changed, files))
     return plans
 
 
@@ -116,11 +130,15 @@ def _stamp(project: Project, item: Plan, profile: str, outcome: Outcome) -> None
     from .execute import atomic_write_text
 
     figures = sorted(p.name for p in project.figures_of(item.chapter).glob("*") if p.is_file())
+    components = dict(item.fingerprint["components"])
+    if outcome.modules is not None:  # from now on the chapter depends on what it loaded
+        components["pathlib_core"] = module_sources(item.core_files, outcome.modules)
     record = {
         "profile": profile,
-        "hash": item.fingerprint["hash"],
+        "hash": item.fingerprint["hash"],  # the content hash the page and figures show
         "prose": item.fingerprint["prose"],
-        "components": item.fingerprint["components"],
+        "components": components,
+        "modules": outcome.modules,
         "executed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(outcome.seconds, 2),
         "figures": figures,
@@ -138,6 +156,12 @@ def run_notebooks(
     outcomes: list[Outcome] = []
     if not todo:
         return outcomes
+    logs = os.path.relpath(project.state / "logs", project.root)
+    print(
+        f"pathbook: a line per cell below; each chapter's whole output (its progress bars too) "
+        f"is in {logs}{os.sep}NAME.log" + ("" if jobs > 1 else ", and shown here"),
+        file=sys.stderr,
+    )
     bar = tqdm(total=len(todo), desc=f"notebooks ({profile})", unit="nb", file=sys.stderr)
     jobs = max(1, jobs)
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
@@ -152,6 +176,7 @@ def run_notebooks(
                 p.fingerprint["hash"],
                 shown_parameters=p.shown,
                 threads=threads,
+                show_cells=jobs == 1,  # one chapter at a time: its progress bars are readable
             ): p
             for p in todo
         }
@@ -206,7 +231,10 @@ def build(
     start = time.perf_counter()
     plans = plan(project, profile, only, force)
     for item in plans:
-        print(f"  {item.chapter.name}: {_state(item)}", file=sys.stderr)
+        print(
+            f"  {item.chapter.name}: {_state(item)}{_last_run(project, item, profile)}",
+            file=sys.stderr,
+        )
     refreshed = refresh_text(project, plans)
     outcomes = run_notebooks(project, plans, profile, jobs)
     failures = [o for o in outcomes if not o.ok]
@@ -231,5 +259,6 @@ def build(
 def status(project: Project, profile: str = "quick") -> int:
     """Print what `build` would execute and why; exit 0 whether or not anything is stale."""
     for item in plan(project, profile):
-        print(f"{item.chapter.name}: {'stale: ' if item.stale else ''}{_state(item)}")
+        stale = "stale: " if item.stale else ""
+        print(f"{item.chapter.name}: {stale}{_state(item)}{_last_run(project, item, profile)}")
     return 0

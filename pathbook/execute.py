@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from tqdm import tqdm
 
 from pathlib_core.cache import atomic_write
 from pathlib_core.plotting import CONTEXT_VARIABLE  # the variable save_figure reads
@@ -22,6 +23,8 @@ from .project import Chapter, Project
 from .prose import HEADER_TAG, insert_header
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a kernel's torch reads them at start
+TQDM_INTERVAL = "TQDM_MININTERVAL"  # tqdm (>= 4.66) reads its defaults from TQDM_* variables
+BAR_INTERVAL = 10  # seconds between two lines of one progress bar in the log
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Outcome:
     seconds: float
     message: str = ""
     output: Path | None = None
+    modules: list[str] | None = None  # the pathlib_core modules the kernel loaded
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -58,8 +62,22 @@ def _header_cell(
     return cell
 
 
+def strip_stderr(nb: nbformat.NotebookNode) -> int:
+    """Drop the stderr stream outputs (progress bars, warnings) from every code cell; the page
+    shows what the chapter computes, and the chapter's log keeps the rest. Returns how many."""
+    removed = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = [o for o in cell.get("outputs", []) if o.get("name") != "stderr"]
+        removed += len(cell.get("outputs", [])) - len(kept)
+        cell.outputs = kept
+    return removed
+
+
 def _publish_notebook(executed: Path, destination: Path, header: nbformat.NotebookNode | None):
     nb = nbformat.read(executed, as_version=4)
+    strip_stderr(nb)
     if header is not None:
         insert_header(nb, header)
     atomic_write_text(destination, nbformat.writes(nb))
@@ -96,6 +114,10 @@ def execute(
     provenance. On failure nothing published is touched; the partial notebook is kept in
     `.pathbook/failed/`. `threads` caps the kernel's math threads (OMP/MKL), so that notebooks run
     side by side do not oversubscribe the cores; a value already set in the environment wins.
+    The terminal gets a line as each code cell starts; `.pathbook/logs/NAME.log` gets those and
+    everything the kernel prints (its progress bars as one line per update, at most one every
+    `$TQDM_MININTERVAL` seconds, default 10); `show_cells` streams the kernel's output to the
+    terminal too. The published notebook has no stderr outputs (`strip_stderr`).
     Never raises for a notebook's failure: every problem comes back as a failed `Outcome`.
     """
     work = project.state / "tmp" / f"{chapter.name}-{uuid.uuid4().hex[:8]}"
@@ -122,7 +144,13 @@ def execute(
         destination = destination or project.output_of(chapter)
         _publish_notebook(work / "executed.ipynb", destination, header)
         _swap_folder(work / "figures", figure_destination or project.figures_of(chapter))
-        return Outcome(chapter.name, True, time.perf_counter() - start, output=destination)
+        return Outcome(
+            chapter.name,
+            True,
+            time.perf_counter() - start,
+            output=destination,
+            modules=result.get("modules"),
+        )
     except Exception as error:  # publishing or bookkeeping broke: report it like a failed run
         return Outcome(
             chapter.name,
@@ -151,7 +179,8 @@ def _run_worker(
         "output": str(work / "executed.ipynb"),
         "result": str(work / "result.json"),
         "parameters": parameters,
-        "progress_bar": show_cells,
+        "name": chapter.name,
+        "echo": show_cells,
         "timeout": chapter.timeout,
     }
     (work / "job.json").write_text(json.dumps(job))
@@ -167,16 +196,23 @@ def _run_worker(
     if threads:
         for variable in THREAD_VARIABLES:
             env.setdefault(variable, str(threads))
+    env.setdefault(TQDM_INTERVAL, str(BAR_INTERVAL))
     log_path = _log_path(project, chapter)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        subprocess.run(
+        # the worker writes everything to the log and its progress lines to the pipe
+        worker = subprocess.Popen(
             [sys.executable, "-m", "pathbook.worker", str(work / "job.json")],
             env=env,
-            stdout=log,
-            stderr=None if show_cells else log,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            errors="replace",
         )
+        assert worker.stdout is not None
+        for line in worker.stdout:
+            tqdm.write(line.rstrip("\n"), file=sys.stderr)  # keeps a build's bar below
+        worker.wait()
     try:
         return json.loads((work / "result.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):

@@ -1,10 +1,12 @@
 """Content hashes that decide whether a chapter must be executed again.
 
 A chapter is stale when any component of its fingerprint differs from the one recorded when its
-output was made: the notebook's code cells, its parameters, the sources of `pathlib_core`, the
-declared data files, or the versions of the key packages. Its text (markdown cells and cell tags)
-is not part of the fingerprint: a text edit is merged into the last output without executing
-(`prose_digest` says when; `pathbook.prose` merges).
+output was made: the notebook's code cells, its parameters, the sources of the `pathlib_core`
+modules its kernel loaded on the last run (every module before a first run), the declared data
+files, or the versions of the key packages. A new import in a code cell or in a loaded module
+changes one of these, so a module that starts being used is never missed. Its text (markdown
+cells and cell tags) is not part of the fingerprint: a text edit is merged into the last output
+without executing (`prose_digest` says when; `pathbook.prose` merges).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import nbformat
 from .project import Chapter, PathbookError, Project
 
 # Bump when the way pathbook executes or post-processes a notebook changes.
-PIPELINE_VERSION = "2"  # 2: the notebook component covers code cells only
+PIPELINE_VERSION = "3"  # 2: code cells only; 3: the pathlib_core modules a chapter loaded
 
 KEY_PACKAGES = (
     "torch",
@@ -80,12 +82,31 @@ def core_root(project: Project) -> Path | None:
     return Path(spec.origin).parent
 
 
-def core_digest(project: Project) -> str:
+def core_files(project: Project) -> dict[str, str]:
+    """Every `pathlib_core` source file (path relative to the package) and its digest."""
     folder = core_root(project)
     if folder is None:
-        return "absent"
-    files = sorted(folder.rglob("*.py"))
-    return _digest([(p.relative_to(folder).as_posix(), _file_digest(p)) for p in files])
+        return {}
+    return {p.relative_to(folder).as_posix(): _file_digest(p) for p in sorted(folder.rglob("*.py"))}
+
+
+def module_sources(files: dict[str, str], modules: list[str]) -> dict[str, str]:
+    """The digests of the files that define `modules` (dotted names as in `sys.modules`)."""
+    chosen = {}
+    for module in modules:
+        parts = module.split(".")[1:]
+        for rel in ("/".join(parts) + ".py", "/".join([*parts, "__init__.py"])):
+            if rel in files:
+                chosen[rel] = files[rel]
+    return dict(sorted(chosen.items()))
+
+
+def core_component(files: dict[str, str], modules: list[str] | None) -> Any:
+    """The `pathlib_core` component of a fingerprint: with the modules a chapter loaded, their
+    files' digests; without a record (never run), one digest of every file."""
+    if modules is None:
+        return _digest(sorted(files.items())) if files else "absent"
+    return module_sources(files, modules)
 
 
 def resolve_data(project: Project, entry: str) -> Path:
@@ -114,13 +135,20 @@ def package_versions() -> dict[str, str]:
 
 
 def fingerprint(
-    project: Project, chapter: Chapter, parameters: dict[str, Any], core: str | None = None
+    project: Project,
+    chapter: Chapter,
+    parameters: dict[str, Any],
+    files: dict[str, str] | None = None,
+    modules: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The components of a chapter's fingerprint, each a digest or a plain value, and their hash."""
+    """The components of a chapter's fingerprint, each a digest or a plain value, and their hash.
+    `files`: `core_files(project)` when already computed; `modules`: the `pathlib_core` modules
+    the chapter loaded on its last run (None: depend on every file)."""
+    files = core_files(project) if files is None else files
     components = {
         "notebook": notebook_digest(chapter.source),
         "parameters": parameters,
-        "pathlib_core": core if core is not None else core_digest(project),
+        "pathlib_core": core_component(files, modules),
         "data": {e: _file_digest(resolve_data(project, e)) for e in chapter.data},
         "versions": package_versions(),
         "pipeline": PIPELINE_VERSION,
@@ -141,7 +169,11 @@ def explain_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         new["parameters"], sort_keys=True
     ):
         reasons.append(f"parameters changed ({old.get('parameters')} -> {new['parameters']})")
-    if old.get("pathlib_core") != new["pathlib_core"]:
+    before, now = old.get("pathlib_core"), new["pathlib_core"]
+    if isinstance(before, dict) and isinstance(now, dict) and before != now:
+        changed = [f for f in sorted(set(before) | set(now)) if before.get(f) != now.get(f)]
+        reasons.append("pathlib_core changed: " + ", ".join(changed))
+    elif before != now:
         reasons.append("pathlib_core sources changed")
     old_data = old.get("data", {})
     for entry in sorted(set(old_data) | set(new["data"])):

@@ -91,6 +91,7 @@ class KindBuilder:
     Greedy pruning runs once for all of ``sparsities`` (``pruning.greedy_pathways``), so only
     those can be asked for. ``n_steps``, ``step_size`` and ``seed`` are the pruning objective's
     steps, the greedy round size, and the seed of the uniform gates and random pathways.
+    ``progress`` draws a tqdm bar on stderr; it changes no result.
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class KindBuilder:
         step_size: float = 0.01,
         gate_chunk: int | None = None,
         seed: int = 0,
+        progress: bool = True,
     ):
         self.model, self.inputs, self.seed = model, inputs, int(seed)
         self.kinds = _check_kinds(kinds)
@@ -120,10 +122,12 @@ class KindBuilder:
             if init == "uniform":
                 options["seed"] = self.seed
             if gate_chunk is None:
-                self.gates[kind] = pruning.learned_gates(model, inputs, progress=False, **options)
+                self.gates[kind] = pruning.learned_gates(
+                    model, inputs, progress=progress, **options
+                )
             else:
                 self.gates[kind] = resumable.learned_gates_in_chunks(
-                    model, inputs, gate_chunk, progress=False, **options
+                    model, inputs, gate_chunk, progress=progress, **options
                 )
         self._greedy: dict[float, Pathway] = {}
         if "Greedy" in self.kinds:
@@ -133,7 +137,7 @@ class KindBuilder:
                 list(sparsities),
                 target=self.targets,
                 step_size=step_size,
-                progress=False,
+                progress=progress,
             )  # one run, read off at each sparsity
 
     @property
@@ -271,10 +275,12 @@ def decode_kinds(
     bounds: tuple[float, float],
     n_steps: int,
     seed: int = 0,
+    progress: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """``pruning.decode_pathway`` through every pathway of ``pathways`` (kind -> pathway of the
     batch ``inputs``) in one batch, and whether the whole network assigns each decoded input to
-    its target. Returns decoded inputs (kinds, batch, ...) and recognised (kinds, batch)."""
+    its target. Returns decoded inputs (kinds, batch, ...) and recognised (kinds, batch).
+    ``progress`` draws a tqdm bar on stderr; it changes no result."""
     batch = Pathway.cat(list(pathways.values()))
     n_kinds = len(pathways)
     repeated = targets.repeat(n_kinds)
@@ -287,7 +293,7 @@ def decode_kinds(
         bounds=bounds,
         n_steps=n_steps,
         seed=seed,
-        progress=False,
+        progress=progress,
     )
     with torch.no_grad():
         recognised = model(decoded).argmax(dim=1) == repeated

@@ -104,7 +104,7 @@ def linear_radius(
     inputs: Tensor,
     pathway: Pathway | None = None,
     chunk: int = 256,
-    progress: bool = False,
+    progress: bool = True,
 ) -> LinearRadius:
     """The exact radius of the L2 ball on which ``model`` restricted to ``pathway`` is affine
     (module docstring); ``pathway=None`` is the whole network.
@@ -117,6 +117,7 @@ def linear_radius(
     computation cannot see, so it is detected during the pass and refused.
     Cost: one forward pass of the batch, then per sample ``inputs[0].numel()`` forward passes of
     the frozen-pattern network (no biases), ``chunk`` at a time.
+    ``progress`` draws a tqdm bar on stderr; it changes no result.
     """
     check_module(model)
     check_eval_mode(model)
@@ -487,6 +488,7 @@ def linearity_profile(
     target: Target = None,
     seed: int = 0,
     batch_size: int | None = None,
+    progress: bool = True,
 ) -> LinearityProfile:
     """How far from linear the restricted network is around each input (``LinearityProfile``).
 
@@ -495,7 +497,7 @@ def linearity_profile(
     batch of ``B * (n_directions + 1)`` inputs, run ``batch_size`` at a time (default: at most
     4 million input values and 25 million neurons a pass, e.g. 330 MNIST digits or 2 photos
     through EfficientNet-Lite0, so that the activations, states and gates of a pass stay near
-    1 GB).
+    1 GB). ``progress`` draws a tqdm bar on stderr; it changes no result.
     """
     check_module(model)
     check_eval_mode(model)
@@ -537,9 +539,11 @@ def linearity_profile(
     n_kept = sum(m.flatten(1).sum(dim=1, dtype=torch.float64) for m in pathway.masks.values())
     moves = units.reshape(batch * count, *x.shape[1:])
     errors, flips = [], []
+    passes = torch.arange(batch * count, device=x.device).split(batch_size)
+    bar = tqdm(total=len(radii_t) * len(passes), desc="linearity profile", disable=not progress)
     for r in radii_t.tolist():
         value, changed = [], []
-        for rows in torch.arange(batch * count, device=x.device).split(batch_size):
+        for rows in passes:
             owner = repeat[rows]  # the input each perturbed row belongs to
             moved = x.double()[owner] + r * moves[rows]
             chunk = Pathway.from_gates({n: g[owner] for n, g in gates.items()}, pathway.settings)
@@ -554,11 +558,13 @@ def linearity_profile(
                 )
             )
             del chunk, states
+            bar.update()
         predicted = r * (units * grad.unsqueeze(1)).sum(dim=2).reshape(-1)
         change = torch.cat(value) - base_value[repeat]
         scale = r * grad_norm[repeat]
         errors.append(((change - predicted).abs() / scale).view(batch, count))
         flips.append((torch.cat(changed) / n_kept[repeat]).view(batch, count))
+    bar.close()
     eps = torch.finfo(x.dtype).eps
     roundoff = eps * base_value.abs().unsqueeze(1) / (radii_t.to(x.device) * grad_norm.unsqueeze(1))
     return LinearityProfile(

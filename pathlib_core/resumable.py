@@ -75,7 +75,8 @@ def run_in_chunks(
     """``compute(rows)`` for ``rows = slice(0, chunk_size), slice(chunk_size, 2 * chunk_size),
     ...`` up to ``n``; each result (a dict of tensors and plain values) is saved as soon as it is
     computed and loaded instead of computed on a later call with the same ``name`` and ``key``.
-    ``cache=False`` neither reads nor writes."""
+    ``cache=False`` neither reads nor writes.
+    ``progress`` draws a tqdm bar on stderr; it changes no result. (A single chunk draws none.)"""
     chunk_size = check_positive_int(chunk_size, "chunk_size")
     folder = _folder(name, key) if cache else Path()
     results = []
@@ -137,7 +138,8 @@ def learned_gates_in_chunks(
     call with the same model and settings reuses it, whatever its batch (the DGR maps of the
     evaluation chapters load the gates the comparison chapter learned). The samples not saved
     yet are computed ``chunk_size`` at a time, each chunk's samples saved when it finishes, so a
-    stopped run loses at most the chunk in progress."""
+    stopped run loses at most the chunk in progress.
+    ``progress`` draws a tqdm bar on stderr; it changes no result."""
     from .pruning import learned_gates
 
     check_module(model)

@@ -1,3 +1,4 @@
+# ruff: noqa: F401 - the TYPE_CHECKING imports are the static view of the lazy exports
 """Evaluations that judge attribution maps (Khakzar et al., 2021, Sec. 5; book/definitions.md,
 "Evaluation protocols").
 
@@ -10,30 +11,34 @@ Maps are input-shaped attributions ``(B, C, H, W)`` as Captum returns them; ``ma
 shared conversions (one importance value per pixel, replacement images).
 """
 
-from . import maps, perturbation, roar, sanity, sensitivity
-from .perturbation import PerturbationCurve, pixel_perturbation, random_attributions
-from .roar import RoarResult, cached_attributions, degrade
-from .roar import roar as remove_and_retrain
-from .sanity import SanityResult, cascading_randomisation, data_randomisation
-from .sensitivity import SensitivityN, patch_sensitivity, sensitivity_n
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "PerturbationCurve",
-    "RoarResult",
-    "SanityResult",
-    "SensitivityN",
-    "cached_attributions",
-    "cascading_randomisation",
-    "data_randomisation",
-    "degrade",
-    "maps",
-    "perturbation",
-    "patch_sensitivity",
-    "pixel_perturbation",
-    "random_attributions",
-    "remove_and_retrain",
-    "roar",
-    "sanity",
-    "sensitivity",
-    "sensitivity_n",
-]
+from .._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    submodules=("maps", "method_maps", "perturbation", "roar", "sanity", "sensitivity"),
+    names={
+        "PerturbationCurve": "perturbation",
+        "pixel_perturbation": "perturbation",
+        "random_attributions": "perturbation",
+        "RoarResult": "roar",
+        "cached_attributions": "roar",
+        "degrade": "roar",
+        "remove_and_retrain": "roar:roar",
+        "SanityResult": "sanity",
+        "cascading_randomisation": "sanity",
+        "data_randomisation": "sanity",
+        "SensitivityN": "sensitivity",
+        "patch_sensitivity": "sensitivity",
+        "sensitivity_n": "sensitivity",
+    },
+)
+
+if TYPE_CHECKING:
+    from . import maps, method_maps, perturbation, roar, sanity, sensitivity
+    from .perturbation import PerturbationCurve, pixel_perturbation, random_attributions
+    from .roar import RoarResult, cached_attributions, degrade
+    from .roar import roar as remove_and_retrain
+    from .sanity import SanityResult, cascading_randomisation, data_randomisation
+    from .sensitivity import SensitivityN, patch_sensitivity, sensitivity_n

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from .. import cache, methods
 from ..attribution import InputSpecificPruning
@@ -82,24 +83,27 @@ def method_maps(
     functions: Mapping[str, AttributionFn] | None = None,
     random_seed: int | None = 0,
     batch_size: int | None = None,
+    progress: bool = True,
 ) -> dict[str, Tensor]:
     """``{name: maps}`` of each method on ``inputs`` for ``target`` (default: the predicted
     class), detached on the CPU, then ``Random`` (seeded by ``random_seed``; ``None`` leaves it
     out). Methods are the registry's ``names`` with ``options``, or your own ``functions``;
-    ``batch_size`` inputs are explained at a time (all at once by default)."""
+    ``batch_size`` inputs are explained at a time (all at once by default).
+    ``progress`` draws a tqdm bar on stderr; it changes no result."""
     _check_batch_size(batch_size)
     chosen = _chosen(names, options, functions)
     target = predicted(model, inputs) if target is None else target
     step = batch_size or len(inputs)
-    maps = {
-        name: torch.cat(
-            [
-                fn(model, inputs[i : i + step], target[i : i + step]).detach().cpu()
-                for i in range(0, len(inputs), step)
-            ]
-        )
-        for name, fn in chosen.items()
-    }
+    starts = range(0, len(inputs), step)
+    maps = {}
+    with tqdm(total=len(chosen) * len(starts), desc="method maps", disable=not progress) as bar:
+        for name, fn in chosen.items():
+            parts = []
+            bar.set_postfix_str(name, refresh=False)  # shown with the next update
+            for i in starts:
+                parts.append(fn(model, inputs[i : i + step], target[i : i + step]).detach().cpu())
+                bar.update()
+            maps[name] = torch.cat(parts)
     return _with_random(maps, inputs, random_seed)
 
 
@@ -111,17 +115,21 @@ def timed_method_maps(
     options: Options | None = None,
     *,
     random_seed: int | None = None,
+    progress: bool = True,
 ) -> tuple[dict[str, Tensor], dict[str, float]]:
     """:func:`method_maps` of registry methods (no ``Random`` by default) and each method's
     seconds per input. A method whose options save results across calls (a ``gate_chunk``, as
     DGR's learned gates) may have loaded them, so its time is measured again on one input with
-    that option off: the time it takes when nothing is saved yet."""
+    that option off: the time it takes when nothing is saved yet.
+    ``progress`` draws a tqdm bar on stderr; it changes no result."""
     options = options or {}
     chosen = methods.names() if names is None else list(names)
     maps, seconds = {}, {}
     for name in chosen:
         started = time.perf_counter()
-        maps.update(method_maps(model, inputs, target, [name], options, random_seed=None))
+        maps.update(
+            method_maps(model, inputs, target, [name], options, random_seed=None, progress=progress)
+        )
         seconds[name] = (time.perf_counter() - started) / len(inputs)
     for name in chosen:
         own = dict(options.get(name, {}))
@@ -150,11 +158,13 @@ def cached_method_maps(
     model_name: str,
     random_seed: int | None = 0,
     batch_size: int = 250,
+    progress: bool = True,
 ) -> dict[str, Tensor]:
     """:func:`method_maps` for a whole dataset (each image explained for its ``labels`` entry),
     saved on disk per method and loaded by any later call with the same model, method, options,
     images and labels (``evaluation.roar.cached_attributions``). ``model_name`` and ``split``
-    (e.g. ``"mnist_cnn"``, ``"train"``) name the saved files."""
+    (e.g. ``"mnist_cnn"``, ``"train"``) name the saved files.
+    ``progress`` draws a tqdm bar on stderr; it changes no result."""
     options = options or {}
     version = maps_fingerprint(model)
     maps = {}
@@ -167,6 +177,7 @@ def cached_method_maps(
             labels,
             key=key,
             batch_size=batch_size,
+            progress=progress,
         )
     return _with_random(maps, images, random_seed)
 

@@ -85,7 +85,7 @@ def pixel_perturbation(
     output: str = "logit",
     reduce: str = "max_abs",
     batch_size: int = 256,
-    progress: bool = False,
+    progress: bool = True,
 ) -> PerturbationCurve:
     """Remove the least (``order="lerf"``) or most (``"morf"``) important pixels of each image.
 
@@ -94,6 +94,7 @@ def pixel_perturbation(
     ``fractions`` in [0, 1], strictly increasing, 0 prepended when absent; ``target`` as in Captum
     (None: the predicted class); ``output``: "logit" (the target logit) or "probability" (its
     softmax probability). The model must be in eval mode and is never changed.
+    ``progress`` draws a tqdm bar on stderr; it changes no result.
     """
     model, inputs = check_model_and_images(model, inputs)
     order = check_choice(order, "order", ORDERS)
@@ -202,11 +203,12 @@ def removal_outputs(
     columns: int,
     output: str,
     batch_size: int,
-    progress: bool = False,
+    progress: bool = True,
     desc: str = "perturbation",
 ) -> Tensor:
     """(B, columns): the target output of image b with the pixels ``removed(b, k)`` replaced by
-    ``filled``, for every column k. The B * columns inputs are built and run chunk by chunk."""
+    ``filled``, for every column k. The B * columns inputs are built and run chunk by chunk.
+    ``progress`` draws a tqdm bar on stderr; it changes no result."""
     total = inputs.shape[0] * columns
     shape = (-1, 1, *inputs.shape[-2:])
     values = []

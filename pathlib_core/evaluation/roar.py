@@ -215,7 +215,7 @@ def cached_attributions(
     targets: Tensor,
     key: str,
     batch_size: int = 256,
-    progress: bool = False,
+    progress: bool = True,
     cache: bool = True,
 ) -> Tensor:
     """``fn(images_chunk, targets_chunk)`` over the whole dataset in chunks of ``batch_size``,
@@ -231,6 +231,7 @@ def cached_attributions(
     writes the file. While the maps are computed, each finished chunk is saved
     (:mod:`pathlib_core.resumable`), so a stopped run resumes at the chunk it stopped in; the
     chunks are removed once the whole file is written.
+    ``progress`` draws a tqdm bar on stderr; it changes no result.
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(
@@ -418,7 +419,7 @@ def roar(
     seeds: Sequence[int] = (0,),
     replacement: str | float | Tensor = 0.0,
     train: Trainer | None = None,
-    progress: bool = False,
+    progress: bool = True,
     reduce: str = "max_abs",
     cache_key: str | None = None,
 ) -> RoarResult:
@@ -438,6 +439,7 @@ def roar(
     of every retraining as soon as it is known (:mod:`pathlib_core.resumable`, keyed also by the
     seed, the degraded training and test data and the package versions), so a stopped run
     resumes at the first retraining not yet done.
+    ``progress`` draws a tqdm bar on stderr; it changes no result.
     """
     from tqdm import tqdm  # the text bar: no widget output in executed notebooks
 

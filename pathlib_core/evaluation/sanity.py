@@ -478,11 +478,14 @@ def _all_maps(
     labels: Tensor,
     batch_size: int | None,
     cache_key: str | None = None,
+    bar: tqdm | None = None,
 ) -> dict[str, Tensor]:
-    return {
-        name: _attribute(name, fn, model, inputs, labels, batch_size, cache_key)
-        for name, fn in methods.items()
-    }
+    maps = {}
+    for name, fn in methods.items():
+        maps[name] = _attribute(name, fn, model, inputs, labels, batch_size, cache_key)
+        if bar is not None:
+            bar.update()
+    return maps
 
 
 def _check_cache_key(cache_key: object) -> str | None:
@@ -522,7 +525,7 @@ def cascading_randomisation(
     std: float = 0.1,
     seed: int = 0,
     batch_size: int | None = None,
-    progress: bool = False,
+    progress: bool = True,
     keep_maps: bool = False,
     cache_key: str | None = None,
 ) -> SanityResult:
@@ -547,7 +550,7 @@ def cascading_randomisation(
     same key, model class and architecture, stage weights, inputs, targets, library code and
     package versions (``cache.versions``) loads them, so a stopped run resumes where it
     stopped. An edit to a model's own ``forward`` that keeps all of these is not seen: change
-    ``cache_key`` then.
+    ``cache_key`` then. ``progress`` draws a tqdm bar on stderr; it changes no result.
     """
     check_module(model)
     check_eval_mode(model)
@@ -592,6 +595,7 @@ def data_randomisation(
     pixels_per_cell: tuple[int, int] = (16, 16),
     batch_size: int | None = None,
     cache_key: str | None = None,
+    progress: bool = True,
 ) -> dict[str, dict[str, Tensor]]:
     """Data randomisation (Adebayo et al., 2018, Sec. 3.2): method -> metric -> ``(B,)``
     similarity of the maps of ``model`` to those of ``random_label_model``, the same architecture
@@ -599,7 +603,8 @@ def data_randomisation(
 
     ``target`` (``None``: the trained model's predicted classes) is the class explained in both
     models. Both models must be in eval mode; both are left unchanged (maps are computed on copies).
-    ``cache_key`` saves the maps as in :func:`cascading_randomisation`.
+    ``cache_key`` saves the maps as in :func:`cascading_randomisation`. ``progress`` draws a tqdm
+    bar on stderr; it changes no result.
     """
     for candidate in (model, random_label_model):
         check_module(candidate)
@@ -612,6 +617,7 @@ def data_randomisation(
     trained, shuffled = _copy_model(model), _copy_model(random_label_model)
     labels = _labels(trained, inputs, target, batch_size)
     _labels(shuffled, inputs, labels, batch_size)  # the same classes must exist in both models
-    reference = _all_maps(methods, trained, inputs, labels, batch_size, cache_key)
-    maps = _all_maps(methods, shuffled, inputs, labels, batch_size, cache_key)
+    with tqdm(total=2 * len(methods), desc="data randomisation", disable=not progress) as bar:
+        reference = _all_maps(methods, trained, inputs, labels, batch_size, cache_key, bar)
+        maps = _all_maps(methods, shuffled, inputs, labels, batch_size, cache_key, bar)
     return _score_all(reference, maps, metrics, pixels_per_cell)

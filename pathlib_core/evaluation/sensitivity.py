@@ -60,7 +60,7 @@ def sensitivity_n(
     reduce: str = "sum",
     batch_size: int = 256,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool = True,
 ) -> SensitivityN | dict[str, SensitivityN]:
     """Pearson correlation, per image and subset size n, between ``sum_{i in S} R_i`` and
     ``f(x) - f(x with S removed)`` over ``n_subsets`` random pixel subsets S of size n.
@@ -74,6 +74,7 @@ def sensitivity_n(
 
     ``attributions`` may be a mapping (method name -> maps): the result is then a mapping of
     results, and the removal passes, which do not depend on the maps, run once for all of them.
+    ``progress`` draws a tqdm bar on stderr; it changes no result.
     """
     model, inputs = check_model_and_images(model, inputs)
     n_subsets = _check_subset_count(n_subsets)
@@ -110,7 +111,7 @@ def patch_sensitivity(
     reduce: str = "sum",
     batch_size: int = 256,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool = True,
 ) -> SensitivityN | dict[str, SensitivityN]:
     """Sensitivity-n with square patches in place of scattered pixels: for each side k in
     ``sides``, ``n_patches`` k x k patches at uniformly drawn positions (seeded by ``(seed, k)``,
@@ -120,6 +121,7 @@ def patch_sensitivity(
     patches test it over the contiguous regions a network reads together (Khakzar et al. 2019
     frame global importance as the effect of removing groups of elements). A mapping of
     ``attributions`` gives a mapping of results, as ``sensitivity_n``.
+    ``progress`` draws a tqdm bar on stderr; it changes no result.
     """
     model, inputs = check_model_and_images(model, inputs)
     n_patches = _check_subset_count(n_patches)

@@ -140,7 +140,7 @@ def train_generator(
     (``cache.content_key``) of the model's state, the images, the config and the recipe version,
     and a saved generator is loaded instead of training. Returns the generator in eval mode, on
     the model's device, with ``sites``, ``config`` and ``history`` (``HISTORY_TERMS`` ->
-    per-epoch means).
+    per-epoch means). ``progress`` draws a tqdm bar on stderr; it changes no result.
     """
     check_module(model)
     check_eval_mode(model)

@@ -34,12 +34,12 @@ save_figure(fig, "line", "A line of n points.")""",
 ]
 
 
-def write_notebook(path: Path, name: str, other: str) -> None:
+def write_notebook(path: Path, name: str, other: str, extra: str = "") -> None:
     cells = [nbformat.v4.new_markdown_cell(f"# Chapter {name}\n\nSome text.")]
     params = nbformat.v4.new_code_cell('n = 3\nfail = False\nrendezvous = ""')
     params.metadata["tags"] = ["parameters"]
     cells.append(params)
-    cells.append(nbformat.v4.new_code_cell(f"NAME, OTHER = {name!r}, {other!r}"))
+    cells.append(nbformat.v4.new_code_cell(f"NAME, OTHER = {name!r}, {other!r}\n{extra}"))
     cells += [nbformat.v4.new_code_cell(code) for code in NOTEBOOK_CODE]
     nb = nbformat.v4.new_notebook(
         cells=cells,
@@ -72,10 +72,15 @@ def outputs(root: Path) -> dict[str, bytes]:
 def built(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny")
     (root / "notebooks").mkdir()
-    (root / "pathlib_core").mkdir()  # stands for the library sources that every chapter depends on
+    # The library's sources as the fingerprint sees them: files named like the modules the
+    # kernels load (they import the installed pathlib_core; its module names map onto these).
+    # Both chapters save a figure (plotting, cache); only a imports report.text; nobody core.
+    for rel in ("__init__.py", "plotting.py", "cache.py", "report/__init__.py", "report/text.py"):
+        (root / "pathlib_core" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "pathlib_core" / rel).write_text(f"# stands for {rel}\n")
     (root / "pathlib_core" / "core.py").write_text("VALUE = 1\n")
     (root / "data.txt").write_text("chapter a reads this\n")
-    write_notebook(root / "notebooks" / "a.ipynb", "a", "b")
+    write_notebook(root / "notebooks" / "a.ipynb", "a", "b", "import pathlib_core.report.text")
     write_notebook(root / "notebooks" / "b.ipynb", "b", "a")
     set_profiles(root)
     assert pathbook(root, "build", "--no-html") == 0
@@ -162,12 +167,39 @@ def test_a_text_edit_is_merged_into_the_page_without_executing(project, capsys):
     assert "0 text-only update(s), 2 up to date" in capsys.readouterr().err
 
 
-def test_changing_pathlib_core_reruns_all(project, capsys):
-    (project / "pathlib_core" / "core.py").write_text("VALUE = 2\n")
+def test_each_chapter_records_the_library_modules_its_kernel_loaded(built):
+    folder = built / ".pathbook" / "stamps"
+    stamps = {n: json.loads((folder / f"{n}.json").read_text()) for n in "ab"}
+    assert {"pathlib_core", "pathlib_core.plotting", "pathlib_core.cache"} <= set(
+        stamps["b"]["modules"]
+    )
+    assert "pathlib_core.report.text" in stamps["a"]["modules"]
+    assert "pathlib_core.report.text" not in stamps["b"]["modules"]
+    assert "plotting.py" in stamps["a"]["components"]["pathlib_core"]
+    assert "core.py" not in stamps["a"]["components"]["pathlib_core"]
+
+
+def test_changing_a_module_every_chapter_loads_reruns_all(project, capsys):
+    (project / "pathlib_core" / "plotting.py").write_text("# edited\n")
     assert pathbook(project, "status") == 0
-    assert capsys.readouterr().out.count("pathlib_core sources changed") == 2
+    assert capsys.readouterr().out.count("pathlib_core changed: plotting.py") == 2
     assert pathbook(project, "build", "--no-html") == 0
     assert "executed 2 notebook(s)" in capsys.readouterr().err
+
+
+def test_changing_a_module_one_chapter_loads_reruns_that_chapter_only(project, capsys):
+    (project / "pathlib_core" / "report" / "text.py").write_text("# edited\n")
+    assert pathbook(project, "status") == 0
+    out = capsys.readouterr().out
+    assert "a: stale: pathlib_core changed: report/text.py" in out and "b: up to date" in out
+    assert pathbook(project, "build", "--no-html") == 0
+    assert "executed 1 notebook(s)" in capsys.readouterr().err
+
+
+def test_changing_a_module_no_chapter_loads_reruns_nothing(project, capsys):
+    (project / "pathlib_core" / "core.py").write_text("VALUE = 2\n")
+    assert pathbook(project, "build", "--no-html") == 0
+    assert "executed 0 notebook(s)" in capsys.readouterr().err
 
 
 def test_profile_switch_reruns_with_the_other_parameters(project, capsys):
