@@ -19,7 +19,15 @@ from typing import Any
 
 import yaml
 
-from .project import PROFILES, PROFILES_FILE, PathbookError, find_root, load_project
+from .project import (
+    MEMORY_PER_JOB_GIB,
+    PROFILES,
+    PROFILES_FILE,
+    PathbookError,
+    default_jobs,
+    find_root,
+    load_project,
+)
 
 DISTRIBUTION = "critical-pathways-companion"
 
@@ -127,7 +135,14 @@ def _parser(chapters: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     b = command("build", "execute stale notebooks, then build the HTML book")
     b.add_argument("--profile", choices=PROFILES, default="quick", help="parameter set")
-    b.add_argument("-j", "--jobs", type=int, default=1, help="notebooks executed at once")
+    b.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        help="notebooks executed at once (default: one per core, at most one per "
+        f"{MEMORY_PER_JOB_GIB} GiB of memory)",
+    )
     b.add_argument(
         "--only",
         nargs="+",
@@ -245,7 +260,8 @@ def _build(project, args) -> int:
     with needs_extras():
         from .build import build
 
-    return build(project, args.profile, args.jobs, args.only, args.force, not args.no_html)
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    return build(project, args.profile, jobs, args.only, args.force, not args.no_html)
 
 
 def _status(project, args) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,17 @@ import yaml
 PROFILES = ("quick", "full")
 PROFILES_FILE = Path("notebooks") / "profiles.yml"
 DEFAULT_CELL_TIMEOUT = 3600  # seconds one cell may run before the chapter counts as failed
+MEMORY_PER_JOB_GIB = 4  # a quick chapter peaks near 3 GB; the full profile's need more (-j 1)
+
+
+def default_jobs() -> int:
+    """Chapters run at once by default: one per core, at most one per MEMORY_PER_JOB_GIB of RAM."""
+    cores = os.cpu_count() or 1
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): trust the cores
+        return cores
+    return max(1, min(cores, int(memory // (MEMORY_PER_JOB_GIB * 2**30))))
 
 
 class PathbookError(Exception):

@@ -112,7 +112,7 @@ def test_help_shows_defaults(capsys):
     assert "seconds one submission may run in all (default: 900)" in grade
     assert "(default: 1)" in grade and "(default: classroom/scores.csv)" in grade
     build = _help(capsys, "build")
-    assert "notebooks executed at once (default: 1)" in build
+    assert "notebooks executed at once (default: one per core, at most one per 4 GiB" in build
     assert "parameter set (default: quick)" in build
     assert "(default: all)" in build
     run = _help(capsys, "run")
@@ -219,3 +219,18 @@ def test_both_packages_ship_py_typed():
     assert (REPO / "pathlib_core" / "py.typed").is_file()
     text = (REPO / "pyproject.toml").read_text()
     assert 'pathbook = ["py.typed"]' in text and 'pathlib_core = ["py.typed"]' in text
+
+
+def test_build_runs_one_chapter_per_core_as_memory_allows(monkeypatch):
+    from pathbook import project
+
+    gib = 2**30
+    pages = {"SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(project.os, "sysconf", lambda name: pages.get(name) or pages["phys"])
+    monkeypatch.setattr(project.os, "cpu_count", lambda: 8)
+    pages["phys"] = 64 * gib // 4096
+    assert project.default_jobs() == 8  # cores bind
+    pages["phys"] = 24 * gib // 4096
+    assert project.default_jobs() == 24 // project.MEMORY_PER_JOB_GIB  # memory binds
+    pages["phys"] = 2 * gib // 4096
+    assert project.default_jobs() == 1  # never below one
