@@ -87,7 +87,7 @@ def test_published_page_has_no_stderr_but_keeps_printed_results(built):
 def test_one_job_streams_the_bars_and_a_stale_chapter_shows_its_last_run(built, capsys):
     root, _ = built
     seconds = json.loads((root / ".pathbook" / "stamps" / "a.json").read_text())["seconds"]
-    assert pathbook(root, "build", "--no-html", "--only", "a", "--force") == 0
+    assert pathbook(root, "build", "--no-html", "--only", "a", "--force", "-j", "1") == 0
     terminal = capsys.readouterr().err
     assert f"a: --force; last run {seconds:.0f} s" in terminal
     assert "a: cell 3/4 (" in terminal
