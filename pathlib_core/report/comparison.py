@@ -8,6 +8,7 @@ choose their wording from the numbers, so that a result that contradicts the pap
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
@@ -202,13 +203,19 @@ def dead_figure(
     return fig
 
 
+def _nonzero_digits(share: float) -> int:
+    """Decimals that show a small non-zero share as non-zero (0.4% -> 1, 0.004% -> 3)."""
+    return max(1, -math.floor(math.log10(100 * share)))
+
+
 def dead_summary(
     shares: Mapping[float, Mapping[str, float]], active_kept: float, label: str
 ) -> str:
     """The dead share of every kind at every sparsity (``shares``: sparsity -> kind -> share,
     from ``dead_shares``), and whether, at 0.9 or the first sparsity, the contribution
-    pathways hold none while DGR (init U) does (the paper's contrast). ``active_kept`` is the
-    mean fraction of neurons the active sub-network keeps."""
+    pathways hold none while DGR (init U) does (the paper's contrast). A kind is "without" dead
+    neurons only at a share of exactly zero; up to 1% it holds "almost none", shown with its
+    share. ``active_kept`` is the mean fraction of neurons the active sub-network keeps."""
     sparsities = list(shares)
     rows = [
         f"at sparsity {s}: " + ", ".join(f"{k} {pct(v)}" for k, v in shares[s].items())
@@ -216,13 +223,20 @@ def dead_summary(
     ]
     s = 0.9 if 0.9 in sparsities else sparsities[0]
     at = shares[s]
+    # "without" means exactly none; a share up to 1% is "almost none" and shows its share
     with_dead = [k for k in at if at[k] > 0.01]
-    without = [k for k in at if at[k] <= 0.01]
+    almost_none = [k for k in at if 0 < at[k] <= 0.01]
+    without = [k for k in at if at[k] == 0]
     contribution_clean = all(at[k] == 0 for k in CONTRIBUTION)
-    verdict = (
-        f"pathways with dead neurons: {', '.join(with_dead) or 'none'}; without: "
-        f"{', '.join(without)}. "
-    )
+    groups = [f"pathways with dead neurons: {', '.join(with_dead) or 'none'}"]
+    if almost_none:
+        groups.append(
+            "almost none: "
+            + ", ".join(f"{k} ({pct(at[k], _nonzero_digits(at[k]))})" for k in almost_none)
+        )
+    if without:
+        groups.append(f"without: {', '.join(without)}")
+    verdict = "; ".join(groups) + ". "
     if contribution_clean and "DGR (init U)" in with_dead:
         verdict += (
             f"DGR (init U) keeps {pct(at['DGR (init U)'])} dead neurons, random "
@@ -232,10 +246,10 @@ def dead_summary(
             "which agrees with the paper's point that the pruning objective does not "
             "avoid them"
         )
-        if "DGR (init 1)" in without:
+        if "DGR (init 1)" in without + almost_none:
             verdict += (
-                "; DGR (init 1) keeps almost none, because its dead gates tie and are "
-                "removed together (see above)"
+                f"; DGR (init 1) keeps {'none' if at['DGR (init 1)'] == 0 else 'almost none'}, "
+                "because its dead gates tie and are removed together (see above)"
             )
         verdict += "."
     else:

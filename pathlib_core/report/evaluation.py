@@ -8,6 +8,7 @@ compares ours with the paper says which methods lead in each and whether they ag
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,17 +33,34 @@ def at_last(curve: Any) -> float:
     return float(curve.mean_change[-1])
 
 
-def ranking(scores: Mapping[str, float], higher_is_better: bool = False) -> list[str]:
+class Ranking(list):
+    """Method names from best to worst that keep the ``scores`` they were ranked by, so a verdict
+    given only the ranking can still tell a tie from a lead."""
+
+    def __init__(self, names: Sequence[str], scores: Mapping[str, float]):
+        super().__init__(names)
+        self.scores = dict(scores)
+
+
+def ranking(scores: Mapping[str, float], higher_is_better: bool = False) -> Ranking:
     """Method names from best to worst by ``scores``; ties keep the mapping's order."""
-    return sorted(scores, key=lambda name: -scores[name] if higher_is_better else scores[name])
+    order = sorted(scores, key=lambda name: -scores[name] if higher_is_better else scores[name])
+    return Ranking(order, scores)
 
 
-def lerf_ranking(curves: Mapping[str, Any]) -> list[str]:
+def tied_with(name: str, scores: Mapping[str, float], decimals: int = 3) -> list[str]:
+    """The methods whose score equals ``name``'s when both are shown with ``decimals`` decimals
+    (``name`` included), in the order of ``scores``."""
+    shown = f"{scores[name]:.{decimals}f}"
+    return [n for n, v in scores.items() if f"{v:.{decimals}f}" == shown]
+
+
+def lerf_ranking(curves: Mapping[str, Any]) -> Ranking:
     """Methods by their LeRF change at the last fraction, smallest (best) first."""
     return ranking({name: at_last(curve) for name, curve in curves.items()})
 
 
-def morf_ranking(curves: Mapping[str, Any]) -> list[str]:
+def morf_ranking(curves: Mapping[str, Any]) -> Ranking:
     """Methods by their mean MoRF AOPC, largest (best) first."""
     return ranking({n: float(c.aopc.mean()) for n, c in curves.items()}, higher_is_better=True)
 
@@ -151,24 +169,43 @@ def lerf_verdict(
     order: Sequence[str],
     pathway_methods: Sequence[str],
     paper_pathways: Sequence[str] = PAPER_PATHWAYS,
+    scores: Mapping[str, float] | None = None,
 ) -> str:
     """Our LeRF ranking, where the best pathway gradient and the paper's two stand, and whether
-    that agrees with the paper (where they are among the best, with Grad-CAM)."""
+    that agrees with the paper (where they are among the best, with Grad-CAM). ``scores`` (by
+    default those a ``Ranking`` carries) are the LeRF changes: when the best pathway gradient's
+    equals others' at the table's three decimals, its rank among them is only the sorting's
+    order, and the sentence says so; a paper pathway gradient level with the third counts as
+    among the best three."""
+    if scores is None:
+        scores = getattr(order, "scores", None)
     best_name, best_rank = best_of(pathway_methods, order)
     paper_ranks = {n: list(order).index(n) + 1 for n in paper_pathways if n in order}
     if not paper_ranks:
         raise ValueError(
             f"the ranking holds none of the paper's pathway gradients {paper_pathways}."
         )
+    among_best = min(paper_ranks.values()) <= 3
+    if scores is not None and len(order) > 3:  # a tie with the third counts as among the best
+        among_best |= any(n in tied_with(order[2], scores) for n in paper_ranks)
     agreement = (
         "as in the paper, pathway gradients are among the best at finding unimportant pixels"
-        if min(paper_ranks.values()) <= 3
+        if among_best
         else "unlike the paper, neither of its pathway gradients is among the best three here"
     )
     grad_cam = f"; Grad-CAM ranks {list(order).index('GradCAM') + 1}" if "GradCAM" in order else ""
+    tie = ""
+    if scores is not None:
+        tied = [n for n in order if n in tied_with(best_name, scores)]
+        if len(tied) > 1:
+            tie = (
+                f", but {len(tied)} methods ({', '.join(tied)}) share its LeRF change of "
+                f"{scores[best_name]:.3f} at the table's precision, so its rank among them is "
+                "not meaningful: differences this small may be noise"
+            )
     return (
         f"**{label}.** LeRF ranking (best first): {', '.join(order)}. The best pathway gradient, "
-        f"{best_name}, ranks {best_rank} of {len(order)}; the paper's "
+        f"{best_name}, ranks {best_rank} of {len(order)}{tie}; the paper's "
         + " and ".join(f"{n} ranks {r}" for n, r in paper_ranks.items())
         + f": {agreement}{grad_cam}."
     )
@@ -250,18 +287,51 @@ def sensitivity_verdict(
     )
 
 
-def near_chance_verdict(
-    label: str, scores: Mapping[str, float], what: str, random: str = "Random", limit: float = 0.1
-) -> str | None:
-    """A sentence when every method's score lies within ``limit`` of zero, like chance's (on
-    ``what``, e.g. "these 3 photo(s)"); ``None`` when some method stands out."""
-    if max(abs(v) for v in scores.values()) >= limit:
-        return None
+def chance_margin(results: Mapping[str, Any], n_subsets: int) -> float:
+    """How far a method's mean correlation must lie from Random's to be told apart from it:
+    twice the standard error of the difference of two such means when neither method's
+    attributions relate to the output drops. A Pearson correlation over ``n_subsets``
+    unrelated pairs has a standard deviation of about ``1 / sqrt(n_subsets - 1)``; a mean over
+    ``k`` (image, n) correlations (the fewest any method has that are not NaN) divides it by
+    ``sqrt(k)``; a difference of two multiplies it by ``sqrt(2)``."""
+    if n_subsets < 2:
+        raise ValueError("n_subsets must be at least 2 for a correlation; pass the chapter's.")
+    k = min(int(r.correlation.isfinite().sum()) for r in results.values())
+    if k == 0:
+        raise ValueError("every correlation is NaN; run sensitivity-n on inputs that vary.")
+    return 2 * math.sqrt(2 / ((n_subsets - 1) * k))
+
+
+def separation_verdict(
+    label: str, scores: Mapping[str, float], margin: float, what: str, random: str = "Random"
+) -> str:
+    """Whether any method's mean correlation lies more than ``margin`` (``chance_margin``) from
+    ``random``'s, on ``what`` (e.g. "1 photo and 32 subsets per size"): the best such method
+    and those within ``margin`` of it, or that these numbers cannot tell the methods apart."""
+    chance = scores[random]
+    others = {n: v for n, v in scores.items() if n != random}
+    above = sorted((n for n in others if others[n] > chance + margin), key=lambda n: -others[n])
+    low, high = min(others.values()), max(others.values())
+    span = f"every method's mean lies between {low:.3f} and {high:.3f}"
+    if not above:
+        below = [n for n in others if others[n] < chance - margin]
+        end = (
+            f"; {', '.join(below)} lie that far below it: with {what} no method's attributions "
+            f"predict the drop of the output better than {random}'s"
+            if below
+            else f": with {what} the {label} result cannot tell the methods apart"
+        )
+        return (
+            f"On {label} {span}, and none lies more than {margin:.3f} (about twice the spread "
+            f"such means show by chance) above {random}'s {chance:.3f}{end}."
+        )
+    best = above[0]
+    close = [n for n in above[1:] if others[best] - others[n] <= margin]
+    level = f", with {', '.join(close)} within {margin:.3f} of it" if close else ""
     return (
-        f"On {label} every mean lies between {min(scores.values()):.3f} and "
-        f"{max(scores.values()):.3f}, as near zero as {random}'s ({scores[random]:.3f}): on "
-        f"{what} no method's pixel attributions predict the drop of the logit, on average over "
-        "these subset sizes."
+        f"On {label} {span}; {len(above)} of {len(others)} methods lie more than {margin:.3f} "
+        f"(about twice the spread such means show by chance) above {random}'s {chance:.3f}. The "
+        f"best is {best} ({others[best]:.3f}){level}."
     )
 
 

@@ -95,7 +95,15 @@ def test_dead_shares_figure_and_sentences():
     text = comparison.dead_summary({0.8: clean, 0.9: clean}, 0.4, "Toy")
     assert text.startswith("Toy: 60.0% of all neurons are dead")
     assert "DGR (init U) keeps 30.0% dead neurons, random removal 20.0%" in text
+    assert "DGR (init 1) keeps none" in text
+    assert "without: NeuronMCT, NeuronIntGrad, DGR (init 1)." in text and "almost none:" not in text
+    # MNIST-like: a share of 0.4% is "almost none" (with its share), never "without"
+    small = clean | {"DGR (init 1)": 0.004}
+    text = comparison.dead_summary({0.9: small}, 0.4, "Toy")
+    assert "; almost none: DGR (init 1) (0.4%); without: NeuronMCT, NeuronIntGrad." in text
     assert "DGR (init 1) keeps almost none" in text
+    tiny = comparison.dead_summary({0.9: clean | {"DGR (init 1)": 0.00004}}, 0.4, "Toy")
+    assert "almost none: DGR (init 1) (0.004%)" in tiny
     dirty = clean | {"NeuronMCT": 0.05}
     assert "does **not** show the paper's contrast" in comparison.dead_summary(
         {0.9: dirty}, 0.4, "Toy"

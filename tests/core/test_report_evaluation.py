@@ -52,6 +52,40 @@ def test_lerf_verdict_agrees_or_disagrees_with_the_paper():
     assert "NeuronMCT ranks 5" in disagree and "ranks 4 of 5" in disagree
 
 
+def test_lerf_verdict_says_when_the_best_pathway_gradient_ties():
+    pathways = ["NeuronMCT", "NeuronIntGrad", "DGR"]
+    # MNIST-like: six methods show 0.003 at the table's three decimals
+    tied = {
+        "NeuronIntGrad": 0.0026,
+        "IntegratedGradients": 0.0027,
+        "DeepLift": 0.0028,
+        "NeuronMCT": 0.0029,
+        "InputXGradient": 0.0031,
+        "DGR": 0.0034,
+        "Gradient": 0.005,
+        "GradCAM": 0.034,
+        "Random": 0.109,
+    }
+    text = report.lerf_verdict("MNIST", report.ranking(tied), pathways)
+    assert "NeuronIntGrad, ranks 1 of 9, but 6 methods (NeuronIntGrad, IntegratedGradients" in text
+    assert "share its LeRF change of 0.003 at the table's precision" in text
+    assert "rank among them is not meaningful: differences this small may be noise;" in text
+    # explicit scores work with a plain list too
+    plain = report.lerf_verdict("MNIST", list(report.ranking(tied)), pathways, scores=tied)
+    assert plain == text
+    # no tie at three decimals: the sentence is the plain one
+    apart = tied | {"IntegratedGradients": 0.0036, "DeepLift": 0.0041, "NeuronMCT": 0.0044}
+    apart |= {"InputXGradient": 0.0046, "DGR": 0.0048}
+    clean = report.lerf_verdict("MNIST", report.ranking(apart), pathways)
+    assert "NeuronIntGrad, ranks 1 of 9; the paper's" in clean and "share" not in clean
+    assert report.tied_with("a", {"a": 0.0031, "b": 0.0034, "c": 0.0036}) == ["a", "b"]
+    # a paper pathway gradient ranked 4th but level with the 3rd counts as among the best
+    level = {"DGR": 0.01, "Gradient": 0.02, "GradCAM": 0.0301, "NeuronMCT": 0.0304, "Random": 0.1}
+    assert "as in the paper" in report.lerf_verdict("A", report.ranking(level), pathways)
+    level["NeuronMCT"] = 0.031
+    assert "unlike the paper" in report.lerf_verdict("A", report.ranking(level), pathways)
+
+
 def test_morf_verdict_reads_the_ranking_against_chance():
     assert "Every method removes the output faster" in report.morf_verdict("A", ["x", "Random"])
     one = report.morf_verdict("A", ["x", "Random", "y"])
@@ -123,11 +157,41 @@ def test_sensitivity_figure_table_and_verdicts():
         "MNIST", ["NeuronMCT", "DeepLift", "Gradient"], multiplying, ["NeuronMCT"]
     )
     assert "The three best are NeuronMCT, DeepLift, Gradient." in no and "ranks 1 of 3" in no
-    flat = report.near_chance_verdict("Lite0", {"a": 0.05, "Random": -0.01}, "these 2 photo(s)")
-    assert (
-        "between -0.010 and 0.050, as near zero as Random's (-0.010): on these 2 photo(s)" in flat
+
+
+def test_chance_margin_shrinks_with_subsets_and_correlations():
+    def result(rows):
+        return SimpleNamespace(correlation=torch.tensor(rows))
+
+    # one image, 4 sizes, 32 subsets: 2 * sqrt(2 / (31 * 4))
+    one = {"a": result([[0.1, 0.2, 0.0, 0.3]]), "Random": result([[0.0] * 4])}
+    assert report.chance_margin(one, 32) == pytest.approx(0.254, abs=1e-3)
+    # NaN cells do not count; the fewest finite cells of any method decide
+    nan = {"a": result([[0.1, float("nan"), 0.0, 0.3]]), "Random": result([[0.0] * 4])}
+    assert report.chance_margin(nan, 32) == pytest.approx(2 * (2 / 93) ** 0.5)
+    many = {"a": result([[0.1] * 10] * 20), "Random": result([[0.0] * 10] * 20)}
+    assert report.chance_margin(many, 50) < 0.03
+    with pytest.raises(ValueError, match="at least 2"):
+        report.chance_margin(one, 1)
+
+
+def test_separation_verdict_names_the_best_only_when_clearly_above_random():
+    # Lite0-like numbers: the best 0.124 is within a margin of 0.25 of Random's -0.002
+    lite0 = {"InputXGradient": 0.124, "DeepLift": -0.013, "DGR": -0.029, "Random": -0.002}
+    flat = report.separation_verdict("Lite0", lite0, 0.254, "1 photo(s) and 32 subsets")
+    assert "between -0.029 and 0.124, and none lies more than 0.254" in flat
+    assert "above Random's -0.002" in flat and "InputXGradient" not in flat
+    assert flat.endswith(
+        "with 1 photo(s) and 32 subsets the Lite0 result cannot tell the methods apart."
     )
-    assert report.near_chance_verdict("Lite0", {"a": 0.3, "Random": 0.0}, "x") is None
+    # the same numbers with a small margin: the best is named, with those level with it
+    clear = report.separation_verdict("Lite0", lite0 | {"DGR": 0.11}, 0.03, "x")
+    assert "2 of 3 methods lie more than 0.030" in clear
+    assert clear.endswith("The best is InputXGradient (0.124), with DGR within 0.030 of it.")
+    alone = report.separation_verdict("MNIST", {"a": 0.9, "b": 0.6, "Random": 0.0}, 0.03, "x")
+    assert alone.endswith("The best is a (0.900).")
+    below = report.separation_verdict("A", {"a": -0.5, "b": 0.01, "Random": 0.0}, 0.1, "x")
+    assert "a lie that far below it" in below and "better than Random's." in below
 
 
 def roar_results(seeds: int = 1):
