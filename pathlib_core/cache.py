@@ -160,10 +160,15 @@ def load_state_dict(path: str | os.PathLike) -> dict | None:
             stacklevel=2,
         )
         return None
+    return load_or_warn(path, "Cached weights {path} could not be loaded ({exc}); rebuilding them.")
+
+
+def load_or_warn(path: Path, message: str, stacklevel: int = 3) -> Any | None:
+    """``torch.load`` (CPU, weights only), or ``None`` with a ``UserWarning`` when the file cannot
+    be read: ``message`` (formatted with ``path`` and ``exc``) says what the caller does instead.
+    A saved piece that is unreadable is recomputed, never trusted."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is rebuilt
-        warnings.warn(
-            f"Cached weights {path} could not be loaded ({exc}); rebuilding them.", stacklevel=2
-        )
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is recomputed
+        warnings.warn(message.format(path=path, exc=exc), stacklevel=stacklevel)
         return None

@@ -21,7 +21,6 @@ import hashlib
 import inspect
 import re
 import shutil
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from .cache import (
     cache_dir,
     content_key,
     hash_tensor,
+    load_or_warn,
     versions,
 )
 from .contribution import Contributions
@@ -111,13 +111,8 @@ def _stored(path: Path, compute: Callable[[], dict[str, Any]], cache: bool) -> d
 def _load(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable chunk is recomputed
-        warnings.warn(
-            f"the saved chunk {path} could not be read ({exc}); computing it again.", stacklevel=4
-        )
-        return None
+    message = "the saved chunk {path} could not be read ({exc}); computing it again."
+    return load_or_warn(path, message, stacklevel=5)
 
 
 def learned_gates_in_chunks(
