@@ -259,6 +259,21 @@ def test_written_answers_are_replaced_by_a_prompt(released):
         assert cell.source == "YOUR ANSWER HERE" and meta["grade"] and meta["points"] > 0
 
 
+def _sam_hands_in_the_solution(tmp_path: Path, name: str, *cells: str) -> Path:
+    """A one-assignment course in ``tmp_path/exercises`` (cells as for ``_notebook``), released
+    to ``tmp_path/out``, with student sam's submission in ``tmp_path/subs`` being the instructor
+    version; returns the sources folder."""
+    sources = tmp_path / "exercises"
+    sources.mkdir()
+    nbformat.write(_notebook(*cells), sources / f"{name}.ipynb")
+    release(sources, tmp_path / "out")
+    (tmp_path / "subs" / "sam").mkdir(parents=True)
+    (tmp_path / "out" / "instructor" / f"{name}.ipynb").rename(
+        tmp_path / "subs/sam" / f"{name}.ipynb"
+    )
+    return sources
+
+
 def _notebook(*cells) -> nbformat.NotebookNode:
     return nbformat.v4.new_notebook(
         cells=[
@@ -493,20 +508,14 @@ def test_the_summary_names_the_points_marked_by_hand():
 
 @pytest.mark.slow
 def test_grade_prints_the_hand_marked_points_and_no_kernel_transport_warning(tmp_path, capfd):
-    sources = tmp_path / "exercises"
-    sources.mkdir()
-    nbformat.write(
-        _notebook(
-            "md:# Sums\n\n## What you will learn\n\nTo add.",
-            "### BEGIN SOLUTION\nanswer = 1 + 1\n### END SOLUTION",
-            "### TEST answer_is_two (3 points)\nassert answer == 2",
-            "md:<!-- ANSWER why (2 points) -->\nOne and one make two.",
-        ),
-        sources / "sums.ipynb",
+    sources = _sam_hands_in_the_solution(
+        tmp_path,
+        "sums",
+        "md:# Sums\n\n## What you will learn\n\nTo add.",
+        "### BEGIN SOLUTION\nanswer = 1 + 1\n### END SOLUTION",
+        "### TEST answer_is_two (3 points)\nassert answer == 2",
+        "md:<!-- ANSWER why (2 points) -->\nOne and one make two.",
     )
-    release(sources, tmp_path / "out")
-    (tmp_path / "subs" / "sam").mkdir(parents=True)
-    (tmp_path / "out" / "instructor" / "sums.ipynb").rename(tmp_path / "subs/sam/sums.ipynb")
     (tmp_path / "subs" / "tom").mkdir()  # handed in nothing
     command = ["--root", str(REPO), "classroom", "grade", str(tmp_path / "subs")]
     command += ["--sources", str(sources), "--out", str(tmp_path / "scores.csv")]
@@ -588,20 +597,14 @@ def test_score_table_is_the_rows_one_per_student_assignment_and_question(graded)
 
 @pytest.mark.slow
 def test_a_submission_that_uses_up_its_total_time_is_stopped_and_reported(tmp_path):
-    sources = tmp_path / "exercises"
-    sources.mkdir()
-    nbformat.write(
-        _notebook(
-            "md:# Waiting\n\n## What you will learn\n\nTo wait.",
-            "import time",
-            "### BEGIN SOLUTION\ntime.sleep(60)\nanswer = 1\n### END SOLUTION",
-            "### TEST answer_is_one (1 point)\nassert answer == 1",
-        ),
-        sources / "wait.ipynb",
+    sources = _sam_hands_in_the_solution(
+        tmp_path,
+        "wait",
+        "md:# Waiting\n\n## What you will learn\n\nTo wait.",
+        "import time",
+        "### BEGIN SOLUTION\ntime.sleep(60)\nanswer = 1\n### END SOLUTION",
+        "### TEST answer_is_one (1 point)\nassert answer == 1",
     )
-    release(sources, tmp_path / "out")
-    (tmp_path / "subs" / "sam").mkdir(parents=True)
-    (tmp_path / "out" / "instructor" / "wait.ipynb").rename(tmp_path / "subs/sam/wait.ipynb")
     [row] = grade(
         tmp_path / "subs",
         tmp_path / "scores.csv",
@@ -620,21 +623,15 @@ def test_a_submission_that_uses_up_its_total_time_is_stopped_and_reported(tmp_pa
 
 @pytest.mark.slow
 def test_grading_kernels_run_with_the_threads_asked_for(tmp_path):
-    sources = tmp_path / "exercises"
-    sources.mkdir()
-    nbformat.write(
-        _notebook(
-            "md:# Threads\n\n## What you will learn\n\nTo count.",
-            "import os\n\nimport torch",
-            "### BEGIN SOLUTION\nthreads = torch.get_num_threads()\n### END SOLUTION",
-            "### TEST one_thread (1 point)\n"
-            "assert threads == 1 and os.environ['OMP_NUM_THREADS'] == '1'",
-        ),
-        sources / "threads.ipynb",
+    sources = _sam_hands_in_the_solution(
+        tmp_path,
+        "threads",
+        "md:# Threads\n\n## What you will learn\n\nTo count.",
+        "import os\n\nimport torch",
+        "### BEGIN SOLUTION\nthreads = torch.get_num_threads()\n### END SOLUTION",
+        "### TEST one_thread (1 point)\n"
+        "assert threads == 1 and os.environ['OMP_NUM_THREADS'] == '1'",
     )
-    release(sources, tmp_path / "out")
-    (tmp_path / "subs" / "sam").mkdir(parents=True)
-    (tmp_path / "out" / "instructor" / "threads.ipynb").rename(tmp_path / "subs/sam/threads.ipynb")
     before = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     [row] = grade(tmp_path / "subs", tmp_path / "scores.csv", sources, timeout=60, progress=False)
     assert (row["status"], row["points"]) == ("passed", 1.0), row
