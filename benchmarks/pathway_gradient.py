@@ -13,6 +13,8 @@ runs the method once and reports the peak resident-set growth (VmHWM - VmRSS bef
     python benchmarks/pathway_gradient.py          # MNIST CNN (batch 64), Lite0 224 px (batch 4)
     python benchmarks/pathway_gradient.py --quick  # smoke test, well under a minute
     python benchmarks/pathway_gradient.py --models mnist,lite0,resnet50 --device auto --threads 1
+    python benchmarks/pathway_gradient.py --models lite0,resnet50 --device cuda --batch 32
+        # the GPU goals: >= 2,000 (Lite0) and >= 1,000 (ResNet-50) images/s, pathway/saliency <= 2.3
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ GOALS = {  # model -> (pathway / saliency at most, IG50 / pathway at least)
     "lite0": (3.0, 20.0),
     "resnet50": (3.0, 20.0),
 }
+# on a GPU (224 px, batch 32): pathway-gradient images per second at least, and pathway /
+# saliency at most GPU_RATIO for every model
+GPU_THROUGHPUT = {"lite0": 2000.0, "resnet50": 1000.0}
+GPU_RATIO = 2.3
 
 
 @dataclass
@@ -259,12 +265,15 @@ def run_setting(args: argparse.Namespace, setting: Setting, device: torch.device
         "pathway": f"PathwayGradient (sparsity {SPARSITY})",
         "ig50": f"captum IntegratedGradients ({IG_STEPS} steps, internal batch {internal})",
     }
-    print(f"   {'method':<58}{'median ms':>11}{'peak MB':>10}")
+    print(f"   {'method':<58}{'median ms':>11}{'images/s':>10}{'peak MB':>10}")
     for method, seconds in timed.items():
-        print(f"   {labels[method]:<58}{seconds * 1e3:>11.1f}{memory[method]:>10.1f}")
+        rate = setting.batch / seconds
+        print(f"   {labels[method]:<58}{seconds * 1e3:>11.1f}{rate:>10.0f}{memory[method]:>10.1f}")
     parts = ", ".join(f"{name} {seconds * 1e3:.1f} ms" for name, seconds in stages.items())
     print(f"   pathway stages: {parts}")
     most, least = GOALS[setting.model]
+    if device.type == "cuda":
+        most = GPU_RATIO
     ratio_pathway = timed["pathway"] / timed["saliency"]
     ratio_ig = timed["ig50"] / timed["pathway"]
     print(f"   {'ratio':<30}{'value':>8}   goal")
@@ -272,6 +281,10 @@ def run_setting(args: argparse.Namespace, setting: Setting, device: torch.device
     met_ig = _verdict(ratio_ig >= least, args.quick)
     print(f"   {'pathway / saliency':<30}{ratio_pathway:>8.2f}   <= {most:<5} {met_pathway}")
     print(f"   {'IG50 / pathway':<30}{ratio_ig:>8.2f}   >= {least:<5} {met_ig}")
+    if device.type == "cuda" and setting.model in GPU_THROUGHPUT:
+        rate, goal = setting.batch / timed["pathway"], GPU_THROUGHPUT[setting.model]
+        met_rate = _verdict(rate >= goal, args.quick)
+        print(f"   {'pathway images/s':<30}{rate:>8.0f}   >= {goal:<5.0f} {met_rate}")
 
 
 def _verdict(ok: bool, quick: bool) -> str:

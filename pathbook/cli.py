@@ -19,7 +19,9 @@ from typing import Any
 
 import yaml
 
+from .devices import DEVICE_PARAMETER, parse_device, parse_devices, require_devices, with_device
 from .project import (
+    EDITION_PROFILES,
     MEMORY_PER_JOB_GIB,
     PROFILES,
     PROFILES_FILE,
@@ -141,7 +143,18 @@ def _parser(chapters: Sequence[str] = ()) -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="notebooks executed at once (default: one per core, at most one per "
-        f"{MEMORY_PER_JOB_GIB} GiB of memory)",
+        f"{MEMORY_PER_JOB_GIB} GiB of memory; with --devices, one per device)",
+    )
+    where = b.add_mutually_exclusive_group()
+    _device_option(where)
+    where.add_argument(
+        "--devices",
+        type=parse_devices,
+        default=None,
+        metavar="LIST",
+        help="one device per worker slot, e.g. cuda:0,cuda:1: the k-th of the chapters running "
+        "at once computes on the k-th device, round robin when -j exceeds them (default: none, "
+        "every chapter on --device or the profile's device)",
     )
     b.add_argument(
         "--only",
@@ -152,6 +165,13 @@ def _parser(chapters: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     b.add_argument("--force", action="store_true", help="execute even if up to date")
     b.add_argument("--no-html", action="store_true", help="execute notebooks only, no HTML")
+    b.add_argument(
+        "--no-execute",
+        action="store_true",
+        help="execute nothing: publish every chapter from the profile's committed edition "
+        f"(editions/PROFILE/; profiles with one: {', '.join(EDITION_PROFILES)}), even one older "
+        "than the code (its page says so); a chapter missing from it is an error",
+    )
 
     s = command("status", "show which notebooks are stale and why")
     s.add_argument("--profile", choices=PROFILES, default="quick", help="parameter set")
@@ -173,6 +193,7 @@ def _parser(chapters: Sequence[str] = ()) -> argparse.ArgumentParser:
         default="quick",
         help="parameters to start from before the overrides",
     )
+    _device_option(r)
     r.add_argument(
         "-o",
         "--output",
@@ -206,6 +227,19 @@ def _parser(chapters: Sequence[str] = ()) -> argparse.ArgumentParser:
     cl.add_argument("kind", nargs="?", default=None, help="kind to remove (default: every kind)")
     _classroom_parser(sub)
     return parser
+
+
+def _device_option(parser: argparse._ActionsContainer) -> None:
+    """`--device` of `build` and `run`: the same words, choices and checks in both."""
+    parser.add_argument(
+        "--device",
+        type=parse_device,
+        default=None,
+        metavar="D",
+        help="what the chapters compute on: cpu, cuda, cuda:N or auto (cuda when available); "
+        "sets their 'device' parameter over the profile's (default: the profile's, else the "
+        "notebook's)",
+    )
 
 
 def _classroom_parser(sub) -> None:
@@ -255,13 +289,41 @@ def _classroom_parser(sub) -> None:
 def _build(project, args) -> int:
     for name in args.only:
         project.chapter(name)  # an unknown name fails before anything heavy is imported
+    if args.no_execute and args.profile not in EDITION_PROFILES:
+        raise PathbookError(
+            f"--no-execute builds from a committed edition; the {args.profile!r} profile has "
+            f"none (profiles with one: {', '.join(EDITION_PROFILES)})."
+        )
+    if args.no_execute and args.force:
+        raise PathbookError("--no-execute and --force contradict each other; give one.")
     if not args.no_html and importlib.util.find_spec("jupyter_book") is None:
         raise PathbookError(install_hint("jupyter_book", "book") + " (or pass --no-html)")
+    project.require_environment(args.profile, args.only)
+    device, devices = _devices(args)
     with needs_extras():
         from .build import build
 
-    jobs = args.jobs if args.jobs is not None else default_jobs()
-    return build(project, args.profile, jobs, args.only, args.force, not args.no_html)
+    jobs = args.jobs or (len(devices) if devices else default_jobs())
+    return build(
+        project,
+        args.profile,
+        jobs,
+        args.only,
+        args.force,
+        not args.no_html,
+        device,
+        devices,
+        no_execute=args.no_execute,
+    )
+
+
+def _devices(args: argparse.Namespace) -> tuple[str | None, list[str] | None]:
+    """`build`'s `--device` and `--devices`, checked against the machine before anything runs."""
+    if args.devices:
+        return None, require_devices(args.devices, "--devices")
+    if args.device is None:
+        return None, None
+    return require_devices([args.device])[0], None
 
 
 def _status(project, args) -> int:
@@ -273,13 +335,18 @@ def _status(project, args) -> int:
 
 def _run(project, args) -> int:
     chapter = project.chapter(args.name)
+    project.require_environment(args.profile, [chapter.name])
     with needs_extras():
         from . import parameters as params
         from .execute import execute
         from .fingerprint import fingerprint
 
-    values = chapter.parameters(args.profile)
+    values = with_device(chapter.parameters(args.profile), args.device)
     values.update({key: params.parse_cli_value(text) for key, text in args.parameter})
+    device = values.get(DEVICE_PARAMETER)  # from --device, -p device or the profile
+    if isinstance(device, str):
+        given = "--device" if device == args.device else "device"
+        values[DEVICE_PARAMETER] = require_devices([device], given)[0]
     shown = params.validate(chapter.name, chapter.source, values)
     output = (args.output or project.state / "runs" / f"{chapter.name}.ipynb").resolve()
     figures = output.with_name(output.stem + "-figures")

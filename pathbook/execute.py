@@ -37,6 +37,7 @@ class Outcome:
     message: str = ""
     output: Path | None = None
     modules: list[str] | None = None  # the pathlib_core modules the kernel loaded
+    peak_memory: int | None = None  # bytes: the kernel's largest resident set (worker.py)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -150,6 +151,7 @@ def execute(
             time.perf_counter() - start,
             output=destination,
             modules=result.get("modules"),
+            peak_memory=result.get("peak_memory"),
         )
     except Exception as error:  # publishing or bookkeeping broke: report it like a failed run
         return Outcome(

@@ -1,12 +1,13 @@
 """Content hashes that decide whether a chapter must be executed again.
 
 A chapter is stale when any component of its fingerprint differs from the one recorded when its
-output was made: the notebook's code cells, its parameters, the sources of the `pathlib_core`
-modules its kernel loaded on the last run (every module before a first run), the declared data
-files, or the versions of the key packages. A new import in a code cell or in a loaded module
-changes one of these, so a module that starts being used is never missed. Its text (markdown
-cells and cell tags) is not part of the fingerprint: a text edit is merged into the last output
-without executing (`prose_digest` says when; `pathbook.prose` merges).
+output was made: the notebook's code cells, its parameters (environment variables expanded; the
+device as cpu or cuda, whichever GPU ran it: `devices.fingerprint_device`), the sources of the
+`pathlib_core` modules its kernel loaded on the last run (every module before a first run), the
+declared data files, or the versions of the key packages. A new import in a code cell or in a
+loaded module changes one of these, so a module that starts being used is never missed. Its text
+(markdown cells and cell tags) is not part of the fingerprint: a text edit is merged into the
+last output without executing (`prose_digest` says when; `pathbook.prose` merges).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import nbformat
 
+from .devices import fingerprint_device
 from .project import Chapter, PathbookError, Project
 
 # Bump when the way pathbook executes or post-processes a notebook changes.
@@ -147,7 +149,7 @@ def fingerprint(
     files = core_files(project) if files is None else files
     components = {
         "notebook": notebook_digest(chapter.source),
-        "parameters": parameters,
+        "parameters": fingerprint_device(parameters),
         "pathlib_core": core_component(files, modules),
         "data": {e: _file_digest(resolve_data(project, e)) for e in chapter.data},
         "versions": package_versions(),

@@ -170,6 +170,17 @@ def _engine(progress: _Progress) -> str:
     return "pathbook"
 
 
+def kernel_peak_memory() -> int | None:
+    """The largest resident set, in bytes, of the processes this worker started and waited for:
+    the kernel (papermill waits for it at shutdown) and whatever it started and waited for."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024) or None  # Linux: KiB
+
+
 def main(job_path: str, terminal: IO[str] | None = None) -> int:
     job = json.loads(Path(job_path).read_text())
     progress = _Progress(
@@ -208,6 +219,7 @@ def main(job_path: str, terminal: IO[str] | None = None) -> int:
             "ename": type(error).__name__,
             "evalue": str(error),
         }
+    result["peak_memory"] = kernel_peak_memory()
     Path(job["result"]).write_text(json.dumps(result))
     return 0 if result["ok"] else 1
 

@@ -4,7 +4,9 @@ writes, and checksummed weight files.
 Every cache of the library (trained models, the GEN-CNP generator, ROAR's maps and retrainings,
 the pruning objective's gates, the sanity checks' maps) names its files by :func:`content_key`,
 a hash of everything the saved result depends on, so a changed input, setting or library source
-gives a new key and the result is recomputed rather than loaded stale.
+gives a new key and the result is recomputed rather than loaded stale. A result computed on a GPU
+differs in its last bits from the CPU's, so every key also names the device type through
+:func:`device_options`, which adds nothing for the CPU (keys of CPU results stay as they were).
 
 Every weight file ``NAME.pt`` has a sidecar ``NAME.json`` holding the sha256 of the weight file and
 free-form metadata. A file whose checksum does not match, or that fails to load, is reported with a
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -80,6 +83,23 @@ def content_key(
     return digest.hexdigest()
 
 
+def device_options(device: str | torch.device | None) -> dict[str, str]:
+    """The device's part of a cache key: ``{}`` for the CPU (or ``None``), else
+    ``{"device": TYPE}`` (e.g. ``"cuda"``). The one rule every cache key follows, so a piece
+    computed on a GPU is never loaded as a CPU one or the reverse, while CPU keys keep the value
+    they had before devices were keyed (existing CPU caches stay valid). Only the type counts:
+    ``cuda:0`` and ``cuda:1`` compute alike."""
+    kind = "cpu" if device is None else torch.device(device).type
+    return {} if kind == "cpu" else {"device": kind}
+
+
+def model_device(model: torch.nn.Module, fallback: str | torch.device = "cpu") -> torch.device:
+    """The device of ``model``'s first parameter or buffer (``fallback`` when it has none):
+    where the library computes with that model and moves its inputs."""
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device(fallback) if first is None else first.device
+
+
 def versions() -> dict[str, str]:
     """The versions of the packages whose numerics a saved result depends on: torch, Captum,
     and timm and torchvision, which build the models."""
@@ -121,9 +141,14 @@ def _sidecar(path: Path) -> Path:
 
 def save_state_dict(path: str | os.PathLike, state_dict: dict, meta: dict | None = None) -> str:
     """Save ``state_dict`` atomically to ``path`` and its sha256 (plus ``meta``) to the JSON
-    sidecar beside it. Returns the sha256."""
+    sidecar beside it. Tensors are written as CPU tensors (whatever device holds them), so the
+    file loads on any machine. Returns the sha256."""
     path = Path(path)
     buffer = io.BytesIO()
+    if any(isinstance(v, torch.Tensor) and v.device.type != "cpu" for v in state_dict.values()):
+        state_dict = {
+            k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in state_dict.items()
+        }
     torch.save(state_dict, buffer)
     data = buffer.getvalue()
     digest = hashlib.sha256(data).hexdigest()

@@ -37,6 +37,7 @@ from ._validation import (
     check_positive_int,
     resolve_target,
 )
+from .cache import model_device
 from .sites import SiteSpec, site_hooks, site_modules
 
 METHODS = ("taylor", "integrated")
@@ -111,8 +112,10 @@ def forward_capturing(
     With gradients, the inputs are detached copies that require grad, so a graph exists even when
     the model's parameters are frozen; the caller's tensors are never modified. An in-place
     operation after a site would change the kept tensor: that is detected and the pass repeated
-    with copies.
+    with copies. Inputs on another device than the model's raise a ``ValueError`` that says so
+    (every result of the library lives on the inputs' device, so they are not moved silently).
     """
+    check_same_device(model, tensors)
     logits, captured = _capture_once(model, tensors, modules, with_grad, copy=False)
     if any(output._version != version for output, version in captured.values()):
         logits, captured = _capture_once(model, tensors, modules, with_grad, copy=True)
@@ -123,6 +126,20 @@ def forward_capturing(
         )
     _check_finite(logits)
     return logits, {name: output for name, (output, _) in captured.items()}
+
+
+def check_same_device(model: nn.Module, tensors: Sequence[Tensor]) -> None:
+    """Refuse inputs that are not on the model's device (a model without parameters or buffers
+    accepts any), naming both devices and the fix."""
+    if next(iter(model.parameters()), None) is None and next(iter(model.buffers()), None) is None:
+        return
+    device = model_device(model)
+    for tensor in tensors:
+        if tensor.device != device:
+            raise ValueError(
+                f"the inputs are on {tensor.device} but the model on {device}; move the inputs "
+                f"with inputs.to('{device}') (or the model with model.to('{tensor.device}'))."
+            )
 
 
 def _capture_once(
@@ -219,7 +236,9 @@ def _integrated(model, tensors, target, modules, n_steps: int, absolute: bool) -
     # all steps of a chunk of samples run as one batch; chunks keep that batch near 4 million
     # input values (all of MNIST's digits at once, two photos at 224 px) so activations fit
     per_sample = sum(t[0].numel() for t in tensors) * (n_steps + 1)
-    chunks = torch.arange(labels.shape[0]).split(max(1, int(_CHUNK_VALUES // per_sample)))
+    chunks = torch.arange(labels.shape[0], device=labels.device).split(
+        max(1, int(_CHUNK_VALUES // per_sample))
+    )
     values = {}
     for name, act in acts.items():
         mean_grad = torch.cat(

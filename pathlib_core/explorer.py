@@ -29,6 +29,7 @@ from . import data, models, plotting
 from . import methods as registry
 from ._validation import check_choice, check_eval_mode, check_module, check_sparsity
 from .attribution import restricted_input_gradient
+from .cache import model_device
 from .contribution import neuron_contributions
 from .pathway import Pathway, select_pathway
 from .pruning import learned_gates
@@ -99,17 +100,23 @@ class View:
     probabilities: np.ndarray
 
 
-def photo_subjects(names: Sequence[str], model: nn.Module | None = None) -> list[Subject]:
-    """Photographs (``data.photo``) with EfficientNet-Lite0 (loaded when ``model`` is None)."""
-    model = models.efficientnet_lite0() if model is None else model
+def photo_subjects(
+    names: Sequence[str], model: nn.Module | None = None, device: str | torch.device = "cpu"
+) -> list[Subject]:
+    """Photographs (``data.photo``) with EfficientNet-Lite0 (loaded on ``device`` when ``model``
+    is None; a given model stays where it is)."""
+    model = models.efficientnet_lite0(device) if model is None else model
     classes = tuple(data.imagenet_classes())
     photos = [(name, data.photo(name)) for name in names]
     return [Subject(name, model, x, data.photo_to_display(x), classes) for name, x in photos]
 
 
-def digit_subjects(n: int, model: nn.Module | None = None) -> list[Subject]:
-    """The first ``n`` MNIST test digits taken one class at a time, with the MNIST CNN."""
-    model = models.mnist_cnn() if model is None else model
+def digit_subjects(
+    n: int, model: nn.Module | None = None, device: str | torch.device = "cpu"
+) -> list[Subject]:
+    """The first ``n`` MNIST test digits taken one class at a time, with the MNIST CNN (loaded
+    on ``device`` when ``model`` is None; a given model stays where it is)."""
+    model = models.mnist_cnn(device=device) if model is None else model
     images, labels = data.mnist("test")
     chosen = data.interleaved_by_class(labels, n).tolist()
     return [
@@ -150,7 +157,7 @@ def _check_logits(subject: Subject) -> None:
     )
     try:
         with torch.no_grad():
-            logits = subject.model(subject.inputs.to(_device(subject.model)))
+            logits = subject.model(subject.inputs.to(model_device(subject.model)))
     except RuntimeError as error:
         raise ValueError(
             f"subject {subject.name!r}: the model fails on its inputs ({error}); {fix}."
@@ -161,10 +168,6 @@ def _check_logits(subject: Subject) -> None:
             f"subject {subject.name!r}: the model gives {shape} for its inputs, "
             f"expected (1, {len(subject.classes)}); {fix}."
         )
-
-
-def _device(model: nn.Module) -> torch.device:
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 class Explorer:
@@ -290,7 +293,7 @@ class Explorer:
     def _predict(self, image: str) -> np.ndarray:
         subject = self.subjects[image]
         with torch.no_grad():
-            logits = subject.model(subject.inputs.to(_device(subject.model)))
+            logits = subject.model(subject.inputs.to(model_device(subject.model)))
         probabilities = torch.softmax(logits.double(), dim=1)[0].cpu().numpy()
         probabilities.setflags(write=False)  # shared by every view of this input
         return probabilities
@@ -299,7 +302,7 @@ class Explorer:
         subject = self.subjects[image]
         return neuron_contributions(
             subject.model,
-            subject.inputs.to(_device(subject.model)),
+            subject.inputs.to(model_device(subject.model)),
             target,
             method=contribution,
             n_steps=self.n_steps,
@@ -310,7 +313,7 @@ class Explorer:
         options = {**registry.METHODS["DGR"].defaults, **self.options.get("DGR", {})}
         return learned_gates(
             subject.model,
-            subject.inputs.to(_device(subject.model)),
+            subject.inputs.to(model_device(subject.model)),
             init=options["init"],
             n_steps=options["n_steps"],
             seed=options["seed"],
@@ -325,7 +328,7 @@ class Explorer:
 
     def _compute(self, state: State) -> View:
         subject = self.subjects[state.image]
-        x = subject.inputs.to(_device(subject.model))
+        x = subject.inputs.to(model_device(subject.model))
         target = torch.tensor([state.target], device=x.device)
         kept = overall = None
         if state.method in PATHWAY_METHODS:
@@ -537,12 +540,18 @@ class ExplorerWidget:
 
 
 def default_explorer(
-    photos: Sequence[str] = ("chelsea", "coffee"), n_digits: int = 3, **kwargs: Any
+    photos: Sequence[str] = ("chelsea", "coffee"),
+    n_digits: int = 3,
+    *,
+    device: str | torch.device = "cpu",
+    **kwargs: Any,
 ) -> Explorer:
     """An explorer of ``photos`` with EfficientNet-Lite0 and ``n_digits`` MNIST test digits with
-    the MNIST CNN (either may be empty); ``kwargs`` go to ``Explorer``."""
-    subjects = (photo_subjects(photos) if photos else []) + (
-        digit_subjects(n_digits) if n_digits else []
+    the MNIST CNN (either may be empty), both models on ``device``; ``kwargs`` go to
+    ``Explorer``."""
+    device = models.resolve_device(device)  # a missing GPU fails before any model is loaded
+    subjects = (photo_subjects(photos, device=device) if photos else []) + (
+        digit_subjects(n_digits, device=device) if n_digits else []
     )
     return Explorer(subjects, **kwargs)
 

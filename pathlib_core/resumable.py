@@ -35,8 +35,10 @@ from .cache import (
     atomic_write,
     cache_dir,
     content_key,
+    device_options,
     hash_tensor,
     load_or_warn,
+    model_device,
     versions,
 )
 from .contribution import Contributions
@@ -56,7 +58,7 @@ def model_identity(model: nn.Module) -> dict[str, str]:
 def cached_result(
     name: str, key: str, compute: Callable[[], dict[str, Any]], cache: bool = True
 ) -> dict[str, Any]:
-    """``compute()`` (a dict of tensors and plain values), saved in
+    """``compute()`` (a dict of tensors and plain values; tensors come back on the CPU), saved in
     ``cache_dir()/chunks/NAME-KEY/result.pt`` the moment it returns and loaded instead of
     computed by a later call with the same ``name`` and ``key``. ``cache=False`` neither reads
     nor writes."""
@@ -73,7 +75,8 @@ def run_in_chunks(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """``compute(rows)`` for ``rows = slice(0, chunk_size), slice(chunk_size, 2 * chunk_size),
-    ...`` up to ``n``; each result (a dict of tensors and plain values) is saved as soon as it is
+    ...`` up to ``n``; each result (a dict of tensors and plain values; tensors come back on the
+    CPU) is saved as soon as it is
     computed and loaded instead of computed on a later call with the same ``name`` and ``key``.
     ``cache=False`` neither reads nor writes.
     ``progress`` draws a tqdm bar on stderr; it changes no result. (A single chunk draws none.)"""
@@ -98,11 +101,25 @@ def _folder(name: str, key: str) -> Path:
     return cache_dir() / "chunks" / f"{name}-{key[:16]}"
 
 
+def on_cpu(value: Any) -> Any:
+    """``value`` with every tensor in it (in dicts, lists and tuples, at any depth) moved to the
+    CPU: what goes to disk, so a saved piece loads on any machine and a computed result looks
+    the same as a loaded one whatever device computed it."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: on_cpu(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(on_cpu(v) for v in value)
+    return value
+
+
 def _stored(path: Path, compute: Callable[[], dict[str, Any]], cache: bool) -> dict[str, Any]:
-    """The result saved at ``path``, else ``compute()``, saved there atomically."""
+    """The result saved at ``path``, else ``compute()`` with its tensors on the CPU (as a saved
+    one loads), saved there atomically."""
     stored = _load(path) if cache else None
     if stored is None:
-        stored = compute()
+        stored = on_cpu(compute())
         if cache:
             atomic_write(path, lambda fh: torch.save(stored, fh))
     return stored
@@ -158,7 +175,13 @@ def learned_gates_in_chunks(
     if settings["sites"] is not None:  # modules by their names (a module's repr names no site)
         settings["sites"] = tuple(site_modules(model, settings["sites"]))
     key = content_key(
-        {**settings, **model_identity(model), **versions(), "function": "gates"},
+        {
+            **settings,
+            **model_identity(model),
+            **versions(),
+            **device_options(model_device(model)),
+            "function": "gates",
+        },
         model.state_dict().items(),
         GATE_SOURCES,
     )
@@ -173,7 +196,7 @@ def learned_gates_in_chunks(
         rows = missing[start : start + chunk_size]
         part = _as_part(learned_gates(model, inputs[rows], progress=False, **options))
         for j, i in enumerate(rows):
-            entries[i] = _row(part, j)
+            entries[i] = on_cpu(_row(part, j))
             if cache:
                 atomic_write(files[i], lambda fh, entry=entries[i]: torch.save(entry, fh))
     return _joined(entries, inputs.device)

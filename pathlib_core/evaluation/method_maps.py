@@ -41,9 +41,10 @@ def functions(names: Sequence[str] | None = None, options: Options | None = None
 
 
 def predicted(model: nn.Module, inputs: Tensor) -> Tensor:
-    """The class the model predicts for each input: the target the chapters explain."""
+    """The class the model predicts for each input: the target the chapters explain (on the
+    model's device, where the inputs are moved)."""
     with torch.no_grad():
-        return model(inputs).argmax(dim=1)
+        return model(inputs.to(cache.model_device(model))).argmax(dim=1)
 
 
 def _chosen(
@@ -62,7 +63,7 @@ def _with_random(maps: dict[str, Tensor], inputs: Tensor, random_seed: int | Non
     if random_seed is not None:
         if RANDOM in maps:
             raise ValueError(f"a method is named {RANDOM!r}; rename it or pass random_seed=None.")
-        maps[RANDOM] = random_attributions(inputs, seed=random_seed)
+        maps[RANDOM] = random_attributions(inputs, seed=random_seed).cpu()  # as the others
     return maps
 
 
@@ -88,11 +89,14 @@ def method_maps(
     """``{name: maps}`` of each method on ``inputs`` for ``target`` (default: the predicted
     class), detached on the CPU, then ``Random`` (seeded by ``random_seed``; ``None`` leaves it
     out). Methods are the registry's ``names`` with ``options``, or your own ``functions``;
-    ``batch_size`` inputs are explained at a time (all at once by default).
-    ``progress`` draws a tqdm bar on stderr; it changes no result."""
+    ``batch_size`` inputs are explained at a time (all at once by default), on the model's device
+    (inputs and targets are moved there). ``progress`` draws a tqdm bar on stderr; it changes no
+    result."""
     _check_batch_size(batch_size)
     chosen = _chosen(names, options, functions)
-    target = predicted(model, inputs) if target is None else target
+    device = cache.model_device(model)
+    target = predicted(model, inputs) if target is None else torch.as_tensor(target).to(device)
+    on_device = inputs.to(device)
     step = batch_size or len(inputs)
     starts = range(0, len(inputs), step)
     maps = {}
@@ -101,7 +105,8 @@ def method_maps(
             parts = []
             bar.set_postfix_str(name, refresh=False)  # shown with the next update
             for i in starts:
-                parts.append(fn(model, inputs[i : i + step], target[i : i + step]).detach().cpu())
+                chunk = on_device[i : i + step]
+                parts.append(fn(model, chunk, target[i : i + step]).detach().cpu())
                 bar.update()
             maps[name] = torch.cat(parts)
     return _with_random(maps, inputs, random_seed)
@@ -134,8 +139,12 @@ def timed_method_maps(
     for name in chosen:
         own = dict(options.get(name, {}))
         if own.get("gate_chunk") is not None:
+            device = cache.model_device(model)
+            first, label = inputs[:1].to(device), torch.as_tensor(target[:1]).to(device)
             started = time.perf_counter()
-            methods.attribute(name, model, inputs[:1], target[:1], **{**own, "gate_chunk": None})
+            methods.attribute(name, model, first, label, **{**own, "gate_chunk": None})
+            if device.type == "cuda":  # GPU work is asynchronous: wait for it before timing
+                torch.cuda.synchronize(device)
             seconds[name] = time.perf_counter() - started
     return _with_random(maps, inputs, random_seed), seconds
 
@@ -163,8 +172,9 @@ def cached_method_maps(
     """:func:`method_maps` for a whole dataset (each image explained for its ``labels`` entry),
     saved on disk per method and loaded by any later call with the same model, method, options,
     images and labels (``evaluation.roar.cached_attributions``). ``model_name`` and ``split``
-    (e.g. ``"mnist_cnn"``, ``"train"``) name the saved files.
-    ``progress`` draws a tqdm bar on stderr; it changes no result."""
+    (e.g. ``"mnist_cnn"``, ``"train"``) name the saved files. The maps are computed on the
+    model's device and stored on the CPU; a device other than the CPU is part of the key
+    (``cache.device_options``). ``progress`` draws a tqdm bar on stderr; it changes no result."""
     options = options or {}
     version = maps_fingerprint(model)
     maps = {}
@@ -178,6 +188,7 @@ def cached_method_maps(
             key=key,
             batch_size=batch_size,
             progress=progress,
+            device=cache.model_device(model),
         )
     return _with_random(maps, images, random_seed)
 

@@ -37,6 +37,7 @@ from .._validation import (
     check_positive_int,
     resolve_target,
 )
+from ..cache import model_device
 from .maps import pixel_map, pixel_order, replacement_images
 
 ORDERS = ("lerf", "morf")
@@ -146,7 +147,8 @@ def random_attributions(inputs: Tensor, seed: int = 0) -> Tensor:
 
 
 def check_model_and_images(model: object, inputs: object) -> tuple[nn.Module, Tensor]:
-    """An ``nn.Module`` in eval mode and one float tensor of images ``(B, C, H, W)`` (detached)."""
+    """An ``nn.Module`` in eval mode and one float tensor of images ``(B, C, H, W)``, detached and
+    on the model's device: every mask, replacement and noise is then made where the model runs."""
     model = check_module(model)
     check_eval_mode(model)
     items, is_tuple = as_input_tuple(inputs)  # type: ignore[arg-type]
@@ -161,7 +163,7 @@ def check_model_and_images(model: object, inputs: object) -> tuple[nn.Module, Te
             f"inputs must be images shaped (B, C, H, W), got {tuple(images.shape)}; add the batch "
             "dimension with x.unsqueeze(0) or the channel dimension with x.unsqueeze(1)."
         )
-    return model, images.detach()
+    return model, images.detach().to(model_device(model))
 
 
 def check_attributions(attributions: object, inputs: Tensor) -> Tensor:

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import models, resumable
-from ..cache import atomic_write, cache_dir, content_key, versions
+from ..cache import atomic_write, cache_dir, content_key, device_options, versions
 from .maps import pixel_map, replacement_images, top_pixels
 
 __all__ = ["MODES", "RoarResult", "cached_attributions", "degrade", "mnist_trainer", "roar"]
@@ -155,12 +155,16 @@ def _compute(
     batch_size: int,
     progress: bool,
     key: str | None,
+    device: torch.device | None = None,
 ) -> Tensor:
-    """The maps of all images, ``batch_size`` at a time; with a ``key`` every finished chunk is
-    saved (``resumable.run_in_chunks``), so a stopped computation resumes at the next one."""
+    """The maps of all images, ``batch_size`` at a time (each chunk moved to ``device`` when one
+    is given); with a ``key`` every finished chunk is saved (``resumable.run_in_chunks``), so a
+    stopped computation resumes at the next one."""
 
     def compute(rows: slice) -> dict[str, Tensor]:
         x, y = images[rows], targets[rows]
+        if device is not None:
+            x, y = x.to(device), y.to(device)
         out = fn(x, y)
         if not isinstance(out, Tensor) or len(out) != len(x):
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
@@ -217,6 +221,7 @@ def cached_attributions(
     batch_size: int = 256,
     progress: bool = True,
     cache: bool = True,
+    device: str | torch.device | None = None,
 ) -> Tensor:
     """``fn(images_chunk, targets_chunk)`` over the whole dataset in chunks of ``batch_size``,
     concatenated on the CPU, computed once and cached: ROAR needs the map of every training and
@@ -231,7 +236,10 @@ def cached_attributions(
     writes the file. While the maps are computed, each finished chunk is saved
     (:mod:`pathlib_core.resumable`), so a stopped run resumes at the chunk it stopped in; the
     chunks are removed once the whole file is written.
-    ``progress`` draws a tqdm bar on stderr; it changes no result.
+    ``device`` is where ``fn`` computes (``None``: the images' device): each chunk is moved there
+    before ``fn`` sees it, the maps are stored on the CPU, and a device other than the CPU is part
+    of the key (``cache.device_options``), so maps computed on a GPU and on the CPU never stand in
+    for each other. ``progress`` draws a tqdm bar on stderr; it changes no result.
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(
@@ -249,13 +257,17 @@ def cached_attributions(
     targets = _check_labels(images, targets, "targets")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-    content = content_key({"key": key}, [("images", images), ("targets", targets)])
+    computed_on = images.device if device is None else models.resolve_device(device)
+    content = content_key(
+        {"key": key, **device_options(computed_on)}, [("images", images), ("targets", targets)]
+    )
     path = cache_dir() / "attributions" / f"{name}-{content[:16]}.pt"
     stored = _load(path, len(images)) if cache else None
     if stored is not None:
         return stored
     chunk_key = content if cache else None
-    result = _compute(name, fn, images, targets, batch_size, progress, chunk_key)
+    moved = None if device is None else computed_on
+    result = _compute(name, fn, images, targets, batch_size, progress, chunk_key, moved)
     if cache:
         _save(path, result)
         resumable.discard(f"attributions-{name}", chunk_key)
@@ -319,23 +331,25 @@ class RoarResult:
 # ------------------------------------------------------------------------------------ retraining
 
 
-def mnist_trainer(**train_kwargs) -> Trainer:
+def mnist_trainer(*, device: str | torch.device = "cpu", **train_kwargs) -> Trainer:
     """A ``train(images, labels, seed) -> model`` for :func:`roar` that calls
     :func:`pathlib_core.models.train_mnist_cnn` without augmentation (``rotate = scale = shift =
     0``: shifting or rotating a degraded digit would move the replaced pixels, so the model would
     see pixels that were removed) and without a progress bar. ``train_kwargs`` override the other
     settings, e.g. ``mnist_trainer(epochs=2)``; the default is ``train_mnist_cnn``'s 5 epochs.
-    Its ``cache_key`` attribute names the settings and the training code, for
-    ``roar(cache_key=...)``."""
+    Every retraining runs on ``device`` (checked now, by ``models.resolve_device``, not at the
+    first retraining). Its ``cache_key`` attribute names the settings, the training code and a
+    device other than the CPU (``cache.device_options``), for ``roar(cache_key=...)``."""
     if "seed" in train_kwargs:
         raise TypeError("mnist_trainer() takes no seed: roar() passes one per run (seeds=...).")
+    device = models.resolve_device(device)
     settings = {**_NO_AUGMENTATION, "progress": False, **train_kwargs}
 
     def train(images: Tensor, labels: Tensor, seed: int) -> nn.Module:
-        return models.train_mnist_cnn(images, labels, seed=seed, **settings)
+        return models.train_mnist_cnn(images, labels, seed=seed, device=device, **settings)
 
     train.cache_key = content_key(  # type: ignore[attr-defined]
-        {"trainer": "mnist_trainer", **settings}, sources=("models.py",)
+        {"trainer": "mnist_trainer", **settings, **device_options(device)}, sources=("models.py",)
     )
     return train
 

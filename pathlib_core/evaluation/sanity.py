@@ -46,7 +46,7 @@ from .._validation import (
     check_positive_int,
     resolve_target,
 )
-from ..cache import MAP_SOURCES, content_key, versions
+from ..cache import MAP_SOURCES, content_key, device_options, model_device, versions
 from .maps import normalise, pixel_map
 
 AttributionFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
@@ -439,6 +439,7 @@ def _attribute(
             "method": name,
             **resumable.model_identity(model),
             **versions(),
+            **device_options(model_device(model)),
         },
         [*model.state_dict().items(), ("inputs", inputs), ("labels", labels)],
         MAP_SOURCES,
@@ -543,18 +544,22 @@ def cascading_randomisation(
     pairs. ``batch_size`` splits the inputs into chunks for the forward and attribution calls;
     ``keep_maps`` keeps the reduced maps of every stage in the result. The model must be in eval
     mode (this function never changes the mode); it is left unchanged, also when a method raises.
+    Everything runs on the model's device (the inputs are moved there, the randomised copy stays
+    there, its new weights drawn on the CPU so a seed gives the same weights on every device);
+    the maps are kept on the CPU.
 
     ``cache_key`` (a string that names the methods and all their settings, which cannot be read
     off the functions) saves each method's maps at each stage, a chunk of ``batch_size`` inputs
     at a time, in ``cache_dir()/chunks`` (:mod:`pathlib_core.resumable`); a later call with the
-    same key, model class and architecture, stage weights, inputs, targets, library code and
-    package versions (``cache.versions``) loads them, so a stopped run resumes where it
-    stopped. An edit to a model's own ``forward`` that keeps all of these is not seen: change
-    ``cache_key`` then. ``progress`` draws a tqdm bar on stderr; it changes no result.
+    same key, model class and architecture, stage weights, inputs, targets, library code,
+    package versions (``cache.versions``) and device type (``cache.device_options``) loads them,
+    so a stopped run resumes where it stopped. An edit to a model's own ``forward`` that keeps
+    all of these is not seen: change ``cache_key`` then. ``progress`` draws a tqdm bar on
+    stderr; it changes no result.
     """
     check_module(model)
     check_eval_mode(model)
-    inputs = _check_inputs(inputs)
+    inputs = _check_inputs(inputs).to(model_device(model))
     methods = _check_methods(methods)
     metrics = _check_metrics(metrics)
     _check_std(std)
@@ -602,14 +607,21 @@ def data_randomisation(
     trained on randomly permuted labels (training it is the caller's job).
 
     ``target`` (``None``: the trained model's predicted classes) is the class explained in both
-    models. Both models must be in eval mode; both are left unchanged (maps are computed on copies).
+    models. Both models must be in eval mode and on one device (the inputs are moved there); both
+    are left unchanged (maps are computed on copies).
     ``cache_key`` saves the maps as in :func:`cascading_randomisation`. ``progress`` draws a tqdm
     bar on stderr; it changes no result.
     """
     for candidate in (model, random_label_model):
         check_module(candidate)
         check_eval_mode(candidate)
-    inputs = _check_inputs(inputs)
+    device, other = model_device(model), model_device(random_label_model)
+    if device != other:
+        raise ValueError(
+            f"model is on {device} but random_label_model on {other}; the maps of both must be "
+            f"computed alike: move one, e.g. random_label_model.to('{device}')."
+        )
+    inputs = _check_inputs(inputs).to(device)
     methods = _check_methods(methods)
     metrics = _check_metrics(metrics)
     cache_key = _check_cache_key(cache_key)

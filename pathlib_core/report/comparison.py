@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-from torch import Tensor
+from torch import Tensor, nn
 
 from .. import plotting, pruning
 from ..kinds import COLOURS, COMPARED, CONTRIBUTION
@@ -387,3 +388,50 @@ def gradient_display(grey: bool = False) -> Callable[[Tensor], np.ndarray]:
         return np.repeat(shown[0][..., None], 3, axis=2) if grey else shown[0]
 
     return display
+
+
+def input_bounds(normalisation: Any) -> tuple[float, float]:
+    """The range ``(low, high)`` of normalised images: pixels 0 and 1 mapped through
+    ``normalisation`` (an ``images.Normalisation``). ``pruning.decode_pathway`` takes one range
+    for all channels, so this is the overall minimum and maximum over the channels: with
+    EfficientNet-Lite0's ``(x - 0.5) / 0.5`` exactly (-1, 1); with torchvision's ImageNet
+    statistics about (-2.12, 2.64), which lets a channel leave its own range a little (the
+    display clips it)."""
+    mean, std = np.asarray(normalisation.mean, float), np.asarray(normalisation.std, float)
+    if mean.shape != std.shape or not bool((std > 0).all()):
+        raise ValueError(f"expected per-channel means and positive stds, got {normalisation!r}.")
+    return float(np.min((0.0 - mean) / std)), float(np.max((1.0 - mean) / std))
+
+
+def has_relu6(model: nn.Module) -> bool:
+    """Whether ``model`` has ReLU6 units (EfficientNet-Lite0 has; VGG and ResNet have not)."""
+    return any(isinstance(m, nn.ReLU6) for m in model.modules())
+
+
+def relu6_note(model: nn.Module, title: str) -> str:
+    """The limitation bullet about ReLU6 saturation, or one sentence that it does not apply."""
+    if has_relu6(model):
+        return (
+            f"- {title} uses ReLU6. A saturated unit ($a = 6$) passes no gradient, but its Taylor "
+            r"score on the output, $6\,\lvert \partial y/\partial a \rvert$, is not zero: it can "
+            "be selected even though the pathway gradient does not flow through it."
+        )
+    return f"- {title} has no ReLU6 units: no kept active neuron saturates and blocks the gradient."
+
+
+def setting_note(title: str, n_images: int, bundled: bool) -> str:
+    """The limitation bullet about the photo setting: the paper's (VGG-16 on 1,000 ImageNet
+    validation images) against what ran (``bundled``: the photographs shipped offline)."""
+    ran = f"{title} on {n_images} image(s)"
+    if bundled:
+        where = (
+            "ImageNet is not available offline, so this run uses a small CNN on real digits and "
+            f"{ran}: a handful of bundled photographs"
+        )
+    else:
+        where = f"this run uses the MNIST CNN and {ran} from an ImageNet-style folder"
+    return (
+        f"- The official analysis used VGG-16 on 1,000 ImageNet validation images; {where}. The "
+        "figure numbers of the paper could not be checked (its full text was not available to "
+        "us); the comparison is with the official code's plots."
+    )

@@ -293,13 +293,16 @@ def chance_margin(results: Mapping[str, Any], n_subsets: int) -> float:
     attributions relate to the output drops. A Pearson correlation over ``n_subsets``
     unrelated pairs has a standard deviation of about ``1 / sqrt(n_subsets - 1)``; a mean over
     ``k`` (image, n) correlations (the fewest any method has that are not NaN) divides it by
-    ``sqrt(k)``; a difference of two multiplies it by ``sqrt(2)``."""
+    ``sqrt(k)``; a difference of two multiplies it by ``sqrt(2)``. A method with no finite
+    correlation at all (its maps constant on these inputs, e.g. Grad-CAM's ReLU leaving nothing)
+    has no mean to compare and does not count."""
     if n_subsets < 2:
         raise ValueError("n_subsets must be at least 2 for a correlation; pass the chapter's.")
-    k = min(int(r.correlation.isfinite().sum()) for r in results.values())
-    if k == 0:
+    counts = [int(r.correlation.isfinite().sum()) for r in results.values()]
+    counts = [c for c in counts if c > 0]
+    if not counts:
         raise ValueError("every correlation is NaN; run sensitivity-n on inputs that vary.")
-    return 2 * math.sqrt(2 / ((n_subsets - 1) * k))
+    return 2 * math.sqrt(2 / ((n_subsets - 1) * min(counts)))
 
 
 def separation_verdict(
@@ -307,9 +310,19 @@ def separation_verdict(
 ) -> str:
     """Whether any method's mean correlation lies more than ``margin`` (``chance_margin``) from
     ``random``'s, on ``what`` (e.g. "1 photo and 32 subsets per size"): the best such method
-    and those within ``margin`` of it, or that these numbers cannot tell the methods apart."""
+    and those within ``margin`` of it, or that these numbers cannot tell the methods apart.
+    Methods whose score is NaN (no finite correlation: constant maps) are named apart."""
     chance = scores[random]
-    others = {n: v for n, v in scores.items() if n != random}
+    others = {n: v for n, v in scores.items() if n != random and math.isfinite(v)}
+    constant = [n for n, v in scores.items() if n != random and not math.isfinite(v)]
+    if constant:
+        note = (
+            f" {', '.join(constant)} {'has' if len(constant) == 1 else 'have'} no correlation "
+            "on these inputs (constant maps) and no score."
+        )
+        if not others:
+            return f"On {label} no method but {random} has a score.{note}"
+        return separation_verdict(label, others | {random: chance}, margin, what, random) + note
     above = sorted((n for n in others if others[n] > chance + margin), key=lambda n: -others[n])
     low, high = min(others.values()), max(others.values())
     span = f"every method's mean lies between {low:.3f} and {high:.3f}"

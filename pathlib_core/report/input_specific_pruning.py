@@ -127,13 +127,14 @@ def claim_rows(groups: Groups, pixels: int) -> dict[str, tuple[float, float, flo
     }
 
 
-def claim_table(mnist: Claim, photo: Claim) -> str:
-    """The claim's Markdown table: one row per map, the four numbers of each model."""
+def claim_table(mnist: Claim, photo: Claim, photo_label: str = "Lite0") -> str:
+    """The claim's Markdown table: one row per map, the four numbers of each model
+    (``photo_label`` names the ImageNet classifier in the header)."""
     ranges = ("subsets <=1%", "subsets >=10%", "patches <=1%", "patches >=10%")
     header = [
         "map (x input)",
         *(f"MNIST {r}" for r in ranges),
-        *(f"Lite0 {r}" for r in ranges),
+        *(f"{photo_label} {r}" for r in ranges),
     ]
     rows = [[name, *(f"{v:.3f}" for v in mnist[name] + photo[name])] for name in mnist]
     return markdown_table(header, rows)
@@ -185,28 +186,31 @@ def verdict(claim: Claim, noise: float, label: str, pruned: Sequence[str]) -> tu
     )
 
 
-def inactive_sentence(mnist_active: float, photo_active: float) -> str:
+def inactive_sentence(mnist_active: float, photo_active: float, photo_label: str = "Lite0") -> str:
     """Why the lowest sparsity can leave the gradient unchanged: the inactive neurons go first."""
     return (
         f"**Why sparsity 0.5 changes nothing on MNIST.** Only {mnist_active:.0%} of the MNIST "
-        f"CNN's neurons are active (positive) for a typical digit ({photo_active:.0%} of Lite0's "
-        "for these photos). Inactive neurons pass no gradient and have zero contribution, so they "
-        "are the first to be pruned, and removing them leaves the gradient exactly as it was: "
-        f"pruning changes the gradient only once the sparsity exceeds {1 - mnist_active:.2f} on "
-        "MNIST."
+        f"CNN's neurons are active (positive) for a typical digit ({photo_active:.0%} of "
+        f"{photo_label}'s for these images). Inactive neurons pass no gradient and have zero "
+        "contribution, so they are the first to be pruned, and removing them leaves the gradient "
+        "exactly as it was: pruning changes the gradient only once the sparsity exceeds "
+        f"{1 - mnist_active:.2f} on MNIST."
     )
 
 
-def noise_sentence(mnist_noise: float, photo_noise: float, n_photos: int) -> str:
-    """The noise levels in words, with a warning when one photograph is all Lite0 has."""
+def noise_sentence(
+    mnist_noise: float, photo_noise: float, n_images: int, photo_label: str = "Lite0"
+) -> str:
+    """The noise levels in words, with a warning when one image is all the ImageNet classifier
+    (``photo_label``) has."""
     return (
         f"**Noise level.** A random map reaches |correlation| up to {mnist_noise:.2f} on MNIST "
-        f"and {photo_noise:.2f} on Lite0 with these numbers of inputs and subsets; differences "
-        "between methods smaller than that are not evidence either way"
+        f"and {photo_noise:.2f} on {photo_label} with these numbers of inputs and subsets; "
+        "differences between methods smaller than that are not evidence either way"
         + (
-            " (the quick profile's single photograph makes the Lite0 numbers mostly noise; the "
-            "full profile uses four photographs and more subsets)."
-            if n_photos < 2
+            f" (a single image makes the {photo_label} numbers mostly noise; the full profile "
+            "uses four images and more subsets)."
+            if n_images < 2
             else "."
         )
     )
@@ -290,17 +294,24 @@ def perturbation_figure(curves: Mapping[str, Curves], style: Mapping[str, Mappin
     return fig
 
 
-def summary_table(names: Sequence[str], cascade: SanityResult, mnist: Curves, photo: Curves) -> str:
+def summary_table(
+    names: Sequence[str],
+    cascade: SanityResult,
+    mnist: Curves,
+    photo: Curves,
+    photo_label: str = "Lite0",
+) -> str:
     """One row per map: sanity after the output layer and all random (``-`` for a map the
-    cascade did not run), then LeRF at the last step and MoRF's AOPC on each model."""
+    cascade did not run), then LeRF at the last step and MoRF's AOPC on each model
+    (``photo_label`` names the ImageNet classifier)."""
     header = [
         "map",
         "sanity: MNIST \\|Spearman\\| after fc2",
         "all random",
         "MNIST LeRF @10%",
         "MNIST MoRF AOPC",
-        "Lite0 LeRF @10%",
-        "Lite0 MoRF AOPC",
+        f"{photo_label} LeRF @10%",
+        f"{photo_label} MoRF AOPC",
     ]
     rows = []
     for name in names:
@@ -322,12 +333,35 @@ def summary_table(names: Sequence[str], cascade: SanityResult, mnist: Curves, ph
     return markdown_table(header, rows)
 
 
-def claim_outcome(mnist_holds: bool, photo_holds: bool) -> str:
-    """Where the claim held, as the end of a sentence."""
+def claim_outcome(mnist_holds: bool, photo_holds: bool, photo_label: str = "Lite0") -> str:
+    """Where the claim held, as the end of a sentence (``photo_label``: the ImageNet classifier)."""
     if mnist_holds and photo_holds:
         return "holds on both models."
     if mnist_holds:
-        return "holds on MNIST but not on Lite0."
+        return f"holds on MNIST but not on {photo_label}."
     if photo_holds:
-        return "holds on Lite0 but not on MNIST."
+        return f"holds on {photo_label} but not on MNIST."
     return "holds on neither model."
+
+
+LITE0_SCALE = 0.5
+"""EfficientNet-Lite0's input scaling ``(x - 0.5) / 0.5``: one unit of a [0, 1] pixel is
+``1 / 0.5`` units of its [-1, 1] inputs."""
+LITE0_SIZE = 224
+"""The side of the images the photo budget is stated for."""
+
+
+def photo_budget(epsilon: float, normalisation: Any, size: int) -> float:
+    """The L2 budget ``epsilon``, stated for EfficientNet-Lite0's 224 x 224 inputs in [-1, 1],
+    as the same perturbation of the [0, 1] pixels in another classifier's input space.
+
+    A change ``d`` of the [0, 1] pixels is ``d / std`` in the classifier's inputs (per channel):
+    for a change spread evenly over the channels its norm grows by the root mean square of
+    ``0.5 / std`` against Lite0's (about 2.2 for torchvision's ImageNet statistics). The norm of
+    a change of the same per-pixel size also grows with the side of the image, ``size / 224``.
+    Lite0 itself keeps ``epsilon``."""
+    std = np.asarray(normalisation.std, dtype=float)
+    if not bool((std > 0).all()):
+        raise ValueError(f"expected positive per-channel stds, got {normalisation!r}.")
+    channels = float(np.sqrt(np.mean((LITE0_SCALE / std) ** 2)))
+    return float(epsilon) * channels * size / LITE0_SIZE

@@ -14,11 +14,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..kinds import ACTIVE, COLOURS, WHOLE
-from ..linearity import LinearityProfile, LinearRadius
+from ..linearity import LinearityProfile, LinearRadius, _check_piecewise_linear
 from ..pathway import Pathway
+from ..sites import SITE_TYPES
 from .text import markdown_table
 
 Radii = Mapping[tuple[str, float], LinearRadius]
@@ -295,3 +296,67 @@ def profile_summary(
             )
         )
     return "\n\n".join(paragraphs)
+
+
+def _smooth_nonlinearities(model: nn.Module) -> list[str]:
+    """Class names of the modules of ``model`` that are not piecewise linear (GELU, SiLU, ...)."""
+    from ..sites import _NOT_PIECEWISE_LINEAR, _NOT_PIECEWISE_LINEAR_NAMES
+
+    return sorted(
+        {
+            type(m).__name__
+            for m in model.modules()
+            if isinstance(m, _NOT_PIECEWISE_LINEAR)
+            or type(m).__name__.lower() in _NOT_PIECEWISE_LINEAR_NAMES
+        }
+    )
+
+
+def model_note(model: nn.Module, title: str, n_inputs: int) -> tuple[bool, str]:
+    """Whether the chapter can analyse the image classifier ``model`` at all, and one paragraph
+    saying what applies to it (``n_inputs`` values per image).
+
+    Pathways are made of ReLU/ReLU6 outputs: a model without them cannot be analysed (``False``).
+    The proposition needs every nonlinearity piecewise linear; ``linearity.linear_radius`` also
+    needs non-overlapping max pooling (VGG-16 and EfficientNet-Lite0 meet both; ResNet's first
+    max pooling overlaps) and costs ``n_inputs`` forward passes per image, so for images the
+    chapter only probes along directions (``linearity.linearity_profile``)."""
+    if not any(isinstance(m, SITE_TYPES) for m in model.modules()):
+        return False, (
+            f"{title} has no ReLU or ReLU6 modules, so it has no neurons to build a pathway from "
+            '(book/definitions.md, "Neurons and sites"): its profiles are skipped.'
+        )
+    smooth = _smooth_nonlinearities(model)
+    if smooth:
+        return True, (
+            f"{title} also has nonlinearities that are not piecewise linear ({', '.join(smooth)}): "
+            "the proposition does not apply to it, and no ball makes its first-order error exactly "
+            "zero. The profile below still shows how fast the error grows; its state changes count "
+            "the ReLU units only."
+        )
+    try:
+        _check_piecewise_linear(model, None)
+    except ValueError as exc:
+        reason = str(exc).split(";")[0]
+        return True, (
+            f"{title} is piecewise linear, so the proposition applies, but "
+            f"`linearity.linear_radius` cannot compute its exact radius ({reason}). It is probed "
+            "along directions only; the state changes count its ReLU units, not its max-pooling "
+            "winners."
+        )
+    return True, (
+        f"{title} is piecewise linear as the proposition requires, so `linearity.linear_radius` "
+        f"applies in principle, but its {n_inputs:,} input values cost {n_inputs:,} forward passes "
+        "per image: it is probed along directions only, which is cheap."
+    )
+
+
+def relu6_note(model: nn.Module, title: str) -> str:
+    """The limitation bullet about ReLU6 saturation, or one sentence that it does not apply."""
+    if any(isinstance(m, nn.ReLU6) for m in model.modules()):
+        return (
+            f"- {title} has ReLU6 units: their saturation at 6 is a second kink, counted in the "
+            "state changes. A kept saturated unit passes no gradient, so a pathway's gradient "
+            "ignores it although the unit's output matters."
+        )
+    return f"- {title} has no ReLU6 units, so its only kinks are the ReLUs' (and max pooling's)."

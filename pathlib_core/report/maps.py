@@ -100,6 +100,21 @@ def sparsity_verdict(
     )
 
 
+def relu6_units(model: torch.nn.Module) -> int:
+    """How many ``nn.ReLU6`` modules ``model`` holds (0: no unit of it saturates, and the ReLU6
+    caveat does not apply)."""
+    return sum(isinstance(m, torch.nn.ReLU6) for m in model.modules())
+
+
+def no_relu6_sentence(title: str) -> str:
+    """What the ReLU6 section says about a classifier without ReLU6 units."""
+    return (
+        f"{title} has no ReLU6 units: none of its neurons saturates, so every neuron of its "
+        "pathways can pass gradient to the input and this caveat does not apply to it (run the "
+        'chapter with `model = "efficientnet_lite0"` to see it).'
+    )
+
+
 def saturation_figure(per_site: Sequence[tuple[str, float, float]]):
     """Per site (``(name, share of the pathway's neurons saturated, share of all)``), the two
     shares as lines; about a dozen site names label the x-axis."""

@@ -122,9 +122,13 @@ def summarise(
 
 
 def summary_table(
-    summary: Mapping[str, Summary], photo: SanityResult, memorised_enough: bool
+    summary: Mapping[str, Summary],
+    photo: SanityResult,
+    memorised_enough: bool,
+    photo_label: str = "Lite0",
 ) -> str:
-    """Per method: MNIST after the first stage and all random, the same on Lite0 (``-`` for a
+    """Per method: MNIST after the first stage and all random, the same on the ImageNet
+    classifier named ``photo_label`` (its first stage named as in ``photo.stages``; ``-`` for a
     method the photo cascade left out), the paper's ResNet-50 numbers (``-`` where it has none)
     and the shuffled-label similarity, or "not memorised" when that test is void."""
     paper_of = {ours: paper for paper, ours in paper_numbers.REGISTRY_NAME.items()}
@@ -132,8 +136,8 @@ def summary_table(
         "method",
         "MNIST after fc2",
         "MNIST all random",
-        "Lite0 after classifier",
-        "Lite0 all random",
+        f"{photo_label} after {photo.stages[1] if len(photo.stages) > 1 else 'stage 1'}",
+        f"{photo_label} all random",
         "paper ResNet-50 after fc",
         "paper all random",
         "MNIST shuffled labels",

@@ -79,27 +79,29 @@ def top_k_pathway(scores: Mapping[str, Tensor], counts: Sequence[int] | Tensor) 
 
 def active_scores(active: Pathway, rows: Tensor | Sequence[int], seed: int) -> dict[str, Tensor]:
     """Uniform scores in (0, 1] on each input's active neurons and 0 on the others (seeded):
-    with ``top_k_pathway``, a random pathway of active neurons only."""
+    with ``top_k_pathway``, a random pathway of active neurons only. Drawn on the CPU and moved
+    to the masks' device, so a seed gives the same scores on every device."""
     _check(active, "active_scores")
     rng = torch.Generator().manual_seed(seed)
-    return {
-        name: torch.where(
-            mask[rows], 1.0 - torch.rand(mask[rows].shape, generator=rng, dtype=torch.float64), 0.0
-        )
-        for name, mask in active.masks.items()
-    }
+    scores = {}
+    for name, mask in active.masks.items():
+        chosen = mask[rows]
+        draw = torch.rand(chosen.shape, generator=rng, dtype=torch.float64)
+        scores[name] = torch.where(chosen, 1.0 - draw.to(chosen.device), 0.0)
+    return scores
 
 
 def shuffled_channels(pathway: Pathway, seed: int) -> Pathway:
     """The channel structure of ``pathway`` without its choice: in every site and sample, the kept
-    channels moved to random channels of that site (same counts; seeded). Needs channel masks
-    (every position of a channel kept or removed together), as the generator makes."""
+    channels moved to random channels of that site (same counts; seeded, drawn on the CPU so a
+    seed gives the same pathway on every device). Needs channel masks (every position of a
+    channel kept or removed together), as the generator makes."""
     _check(pathway, "shuffled_channels")
     rng = torch.Generator().manual_seed(seed)
     masks = {}
     for name, mask in pathway.masks.items():
         channels = mask.reshape(*mask.shape[:2], -1)[:, :, 0]
-        order = torch.rand(channels.shape, generator=rng).argsort(dim=1)
+        order = torch.rand(channels.shape, generator=rng).argsort(dim=1).to(channels.device)
         masks[name] = (
             channels.gather(1, order)
             .view(*channels.shape, *[1] * (mask.dim() - 2))

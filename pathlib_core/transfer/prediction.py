@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .._validation import Inputs, as_input_tuple, check_eval_mode, check_module
+from ..cache import model_device
 from ..pathway import Pathway
 from ..sites import module_of_site, site_modules
 from .generator import PathwayGenerator, broadcast_channels, capture_sites, check_site_order
@@ -15,7 +16,8 @@ from .generator import PathwayGenerator, broadcast_channels, capture_sites, chec
 def generate_pathway(generator: PathwayGenerator, model: nn.Module, inputs: Inputs) -> Pathway:
     """Each input's GEN-CNP pathway: one forward pass of ``model`` without gradients captures the
     sites' activations, the generator's hard channel masks (logit > 0) are broadcast to each
-    site's activation shape. An ordinary ``Pathway`` (``settings["method"] == "GEN-CNP"``)."""
+    site's activation shape. An ordinary ``Pathway`` (``settings["method"] == "GEN-CNP"``), on
+    the model's device (the inputs are moved there)."""
     if not isinstance(generator, PathwayGenerator):
         raise TypeError(
             f"generator must be a PathwayGenerator, got {type(generator).__name__}; train one "
@@ -23,7 +25,14 @@ def generate_pathway(generator: PathwayGenerator, model: nn.Module, inputs: Inpu
         )
     check_module(model)
     check_eval_mode(model)
+    device, own = model_device(model), model_device(generator)
+    if device != own:
+        raise ValueError(
+            f"the generator is on {own} but the model on {device}; both must run on one device: "
+            f"move the generator with generator.to('{device}')."
+        )
     tensors, _ = as_input_tuple(inputs)
+    tensors = tuple(t.to(device) for t in tensors)
     modules = _generator_modules(generator, model)
     with torch.no_grad():
         _, features, shapes, calls = capture_sites(

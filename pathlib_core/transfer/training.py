@@ -5,11 +5,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +18,15 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .._validation import Inputs, as_input_tuple, check_eval_mode, check_logits, check_module
-from ..cache import cache_dir, content_key, load_state_dict, save_state_dict
-from ..models import deterministic
+from ..cache import (
+    cache_dir,
+    content_key,
+    device_options,
+    load_state_dict,
+    model_device,
+    save_state_dict,
+)
+from ..models import deterministic, resolve_device
 from ..sites import site_hooks, site_modules
 from .generator import (
     PathwayGenerator,
@@ -116,6 +122,7 @@ def train_generator(
     *,
     cache: bool = True,
     progress: bool = True,
+    device: str | torch.device | None = None,
 ) -> PathwayGenerator:
     """Train a ``PathwayGenerator`` for the frozen ``model`` (eval mode) on ``images`` (GEN-CNP,
     Lin et al. 2023; the losses are ours).
@@ -135,12 +142,16 @@ def train_generator(
 
     The model is left as it was (parameters, ``.grad``, mode, hooks), also when an error is
     raised: gradients are taken by ``torch.autograd.grad`` for the generator's parameters only.
-    Seeded (initialisation and batch order from ``config.seed``); on the CPU the same inputs give
-    bitwise identical weights. With ``cache``, the weights are saved on disk under a key
-    (``cache.content_key``) of the model's state, the images, the config and the recipe version,
-    and a saved generator is loaded instead of training. Returns the generator in eval mode, on
-    the model's device, with ``sites``, ``config`` and ``history`` (``HISTORY_TERMS`` ->
-    per-epoch means). ``progress`` draws a tqdm bar on stderr; it changes no result.
+    Training runs on the model's device (the images are moved there batch by batch) inside
+    ``models.deterministic``; ``device``, when given, must be that device (a check, so a script
+    that asks for a GPU fails at once rather than training elsewhere; move the model yourself).
+    Seeded (initialisation and batch order from ``config.seed``, drawn on the CPU); on the CPU
+    the same inputs give bitwise identical weights. With ``cache``, the weights are saved on disk
+    (as CPU tensors) under a key (``cache.content_key``) of the model's state, the images, the
+    config, the recipe version and a device other than the CPU (``cache.device_options``), and a
+    saved generator is loaded instead of training. Returns the generator in eval mode, on the
+    model's device, with ``sites``, ``config`` and ``history`` (``HISTORY_TERMS`` -> per-epoch
+    means). ``progress`` draws a tqdm bar on stderr; it changes no result.
     """
     check_module(model)
     check_eval_mode(model)
@@ -151,20 +162,20 @@ def train_generator(
         )
     tensors, _ = as_input_tuple(images)
     tensors = tuple(t.detach() for t in tensors)
-    device = _device(model, tensors[0])
+    device = _training_device(model, tensors[0], device)
     modules = site_modules(model)
     first = tuple(t[: min(len(t), config.batch_size)].to(device) for t in tensors)
     _, _, shapes, order = capture_sites(model, first, modules, keep=())
     site_channels = _site_channels(shapes, order)
     shallow, deep = _roles(config, shapes, order)
 
-    path = _cache_path(model, tensors, config) if cache else None
+    path = _cache_path(model, tensors, config, device) if cache else None
     if path is not None:
         loaded = _load_cached(path, site_channels, shallow, deep, config)
         if loaded is not None:
             return _finish(loaded[0], config, loaded[1], device)
 
-    with _reproducible(device, config.num_threads):
+    with deterministic(config.num_threads, device):
         generator, history = _train(
             model, tensors, modules, site_channels, shallow, deep, config, device, progress
         )
@@ -181,6 +192,7 @@ def train_generator(
             "last_epoch": {term: values[-1] for term, values in history.items()},
             "recipe": _RECIPE_VERSION,
             "torch": torch.__version__,
+            "device": device.type,
         }
         save_state_dict(path, state, meta)
     return _finish(generator, config, history, device)
@@ -301,15 +313,19 @@ def _finish(
     return generator.to(device).eval()
 
 
-def _cache_path(model: nn.Module, tensors: tuple[Tensor, ...], config: GeneratorTraining) -> Path:
+def _cache_path(
+    model: nn.Module, tensors: tuple[Tensor, ...], config: GeneratorTraining, device: torch.device
+) -> Path:
     """``cache_dir()/pathway_generator-<key>.pt``; the key (``cache.content_key``) hashes the
-    model's architecture and state, the images, the config and ``_RECIPE_VERSION``."""
+    model's architecture and state, the images, the config, ``_RECIPE_VERSION`` and a device
+    other than the CPU."""
     key = content_key(
         {
             "model": "pathway_generator",
             "architecture": repr(model),
             "config": dataclasses.asdict(config),
             "recipe": _RECIPE_VERSION,
+            **device_options(device),
         },
         [
             *(("state." + name, value) for name, value in model.state_dict().items()),
@@ -389,18 +405,18 @@ def _roles(
     return shallow, deep
 
 
-def _device(model: nn.Module, fallback: Tensor) -> torch.device:
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return fallback.device
-
-
-@contextlib.contextmanager
-def _reproducible(device: torch.device, num_threads: int | None) -> Iterator[None]:
-    """On the CPU, deterministic algorithms and a fixed thread count (as the MNIST model's
-    training); CUDA's deterministic mode needs a cuBLAS setting of the user's, so it is left."""
-    if device.type != "cpu":
-        yield
-        return
-    with deterministic(num_threads):
-        yield
+def _training_device(
+    model: nn.Module, images: Tensor, asked: str | torch.device | None
+) -> torch.device:
+    """The model's device (the images' for a model without tensors); ``asked`` must be it."""
+    device = model_device(model, fallback=images.device)
+    if asked is None:
+        return device
+    wanted = resolve_device(asked)
+    if wanted.type != device.type or wanted.index not in (None, device.index):
+        raise ValueError(
+            f"device={str(asked)!r} was asked for, but the model is on {device}; the generator "
+            f"trains where the model runs: move the model first (model.to({str(wanted)!r})) or "
+            "leave device=None."
+        )
+    return device

@@ -165,16 +165,15 @@ def test_gradcam_skips_a_global_pooling_output():
     assert not torch.allclose(default[:, :, :1, :1].expand_as(default), default)  # not constant
 
 
-def test_deeplift_refuses_a_reused_activation_module_with_a_pointer():
+def test_gradcam_on_a_resnet_takes_the_last_spatial_block():
+    # DeepLift on the same reused-ReLU ResNet: tests/core/test_methods_resnet.py
     import torchvision
 
     model = torchvision.models.resnet18(weights=None).eval()
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))  # layer4: 2 x 2
     before = toy.model_state(model)
-    with pytest.raises(ValueError, match="self.relu"):
-        methods.attribute("DeepLift", model, x, torch.tensor([0]))
-    toy.assert_same_state(before, toy.model_state(model))
     cam = methods.attribute("GradCAM", model, x, torch.tensor([0]))
+    toy.assert_same_state(before, toy.model_state(model))
     reference = methods.attribute("GradCAM", model, x, torch.tensor([0]), layer="layer4")
     assert torch.allclose(cam, reference)
 

@@ -100,7 +100,7 @@ def test_corrupted_cache_is_detected_and_rebuilt(mnist_cache_dir, tmp_path, monk
 
     calls = []
 
-    def fake_training(progress=True):
+    def fake_training(progress=True, device="cpu"):
         calls.append(progress)
         return models.mnist_cnn(pretrained=False)
 

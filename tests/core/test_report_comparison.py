@@ -168,3 +168,24 @@ def test_gradient_display_caps_and_greys():
     assert shown.shape == (5, 5) and shown.max() <= 1 and shown[2, 2] == shown.max()
     grey = comparison.gradient_display(grey=True)(gradient)
     assert grey.shape == (5, 5, 3) and np.array_equal(grey[..., 0], shown)
+
+
+def test_input_bounds_are_pixels_0_and_1_normalised():
+    from pathlib_core import images
+
+    assert comparison.input_bounds(images.LITE0) == pytest.approx((-1.0, 1.0))
+    low, high = comparison.input_bounds(images.IMAGENET)
+    assert low == pytest.approx(-0.485 / 0.229) and high == pytest.approx((1 - 0.406) / 0.225)
+    x = images.IMAGENET.apply(torch.rand(2, 3, 4, 4, dtype=torch.float64))
+    assert low <= float(x.min()) and float(x.max()) <= high
+
+
+def test_limitation_notes_follow_the_model():
+    relu6 = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.ReLU6())
+    relu = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.ReLU())
+    assert comparison.has_relu6(relu6) and not comparison.has_relu6(relu)
+    assert "Lite uses ReLU6" in comparison.relu6_note(relu6, "Lite")
+    assert "VGG-16 has no ReLU6 units" in comparison.relu6_note(relu, "VGG-16")
+    assert "a handful of bundled" in comparison.setting_note("EfficientNet-Lite0", 1, True)
+    folder = comparison.setting_note("VGG-16", 1000, False)
+    assert "VGG-16 on 1000 image(s) from an ImageNet-style folder" in folder

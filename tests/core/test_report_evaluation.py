@@ -173,6 +173,11 @@ def test_chance_margin_shrinks_with_subsets_and_correlations():
     assert report.chance_margin(many, 50) < 0.03
     with pytest.raises(ValueError, match="at least 2"):
         report.chance_margin(one, 1)
+    # a method whose maps are constant (every correlation NaN) does not count; all NaN raises
+    constant = one | {"GradCAM": result([[float("nan")] * 4])}
+    assert report.chance_margin(constant, 32) == report.chance_margin(one, 32)
+    with pytest.raises(ValueError, match="every correlation is NaN"):
+        report.chance_margin({"GradCAM": result([[float("nan")] * 4])}, 32)
 
 
 def test_separation_verdict_names_the_best_only_when_clearly_above_random():
@@ -192,6 +197,17 @@ def test_separation_verdict_names_the_best_only_when_clearly_above_random():
     assert alone.endswith("The best is a (0.900).")
     below = report.separation_verdict("A", {"a": -0.5, "b": 0.01, "Random": 0.0}, 0.1, "x")
     assert "a lie that far below it" in below and "better than Random's." in below
+    nan = float("nan")
+    noted = report.separation_verdict("R", {"a": 0.9, "c": nan, "Random": 0.0}, 0.03, "x")
+    assert noted.startswith("On R every method's mean lies between 0.900 and 0.900;")
+    assert noted.endswith(
+        "The best is a (0.900). c has no correlation on these inputs (constant maps) and no score."
+    )
+    none = report.separation_verdict("R", {"c": nan, "d": nan, "Random": 0.0}, 0.03, "x")
+    assert none == (
+        "On R no method but Random has a score. c, d have no correlation on these "
+        "inputs (constant maps) and no score."
+    )
 
 
 def roar_results(seeds: int = 1):

@@ -116,8 +116,8 @@ def test_verdict_explains_a_nan():
 def test_sentences_carry_their_numbers():
     assert "Only 23% of the MNIST" in report.inactive_sentence(0.23, 0.4)
     assert "exceeds 0.77 on MNIST" in report.inactive_sentence(0.23, 0.4)
-    assert "single photograph" in report.noise_sentence(0.12, 0.5, n_photos=1)
-    assert report.noise_sentence(0.12, 0.5, n_photos=4).endswith("either way.")
+    assert "single image makes the Lite0 numbers" in report.noise_sentence(0.12, 0.5, n_images=1)
+    assert report.noise_sentence(0.12, 0.5, n_images=4).endswith("either way.")
     claim = {
         "IntegratedGradients": (0, 0.91, 0, 0),
         "PruneGrad 0.5": (0, 0.3, 0, 0),
@@ -231,3 +231,24 @@ def test_summary_table_marks_maps_without_a_sanity_check():
     lines = table.splitlines()
     assert lines[2] == "| Gradient | 0.400 | 0.200 | 0.200 | 0.75 | 0.200 | 0.75 |"
     assert lines[3].startswith("| Random | - | - | 0.800 |")
+
+
+def test_the_imagenet_classifier_is_named_where_it_ran():
+    assert "of VGG-16's for these images" in report.inactive_sentence(0.23, 0.4, "VGG-16")
+    assert "0.50 on VGG-16" in report.noise_sentence(0.12, 0.5, 1, "VGG-16")
+    assert report.claim_outcome(True, False, "VGG-16").endswith("not on VGG-16.")
+    claim = {"Gradient": (0.1, 0.2, 0.3, 0.4)}
+    header = report.claim_table(claim, claim, "VGG-16").splitlines()[0]
+    assert "VGG-16 patches >=10%" in header and "Lite0" not in header
+
+
+def test_photo_budget_scales_lite0s_epsilon():
+    from pathlib_core import images
+
+    assert report.photo_budget(25.0, images.LITE0, 224) == pytest.approx(25.0)
+    imagenet = report.photo_budget(25.0, images.IMAGENET, 224)
+    rms = math.sqrt(sum((0.5 / s) ** 2 for s in images.IMAGENET.std) / 3)
+    assert imagenet == pytest.approx(25.0 * rms) and 2.1 < imagenet / 25.0 < 2.3
+    assert report.photo_budget(25.0, images.LITE0, 448) == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="positive"):
+        report.photo_budget(25.0, images.Normalisation((0, 0, 0), (1, 0, 1)), 224)

@@ -137,3 +137,27 @@ def test_profile_figure_and_summary():
 def test_median_and_share():
     assert report.median([3, 1, 2]) == 2.0
     assert report.share(0.000123) == "0.012%"
+
+
+def test_model_note_says_what_can_be_analysed():
+    from torch import nn
+
+    conv = nn.Conv2d(3, 4, 3)
+    plain = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+    ok, text = report.model_note(plain, "VGG-like", 150528)
+    assert ok and "piecewise linear as the proposition requires" in text and "150,528" in text
+    overlapping = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Flatten())
+    ok, text = report.model_note(overlapping, "ResNet-like", 150528)
+    assert ok and "cannot compute its exact radius ('" in text and "overlapping" in text
+    smooth = nn.Sequential(conv, nn.ReLU(), nn.Conv2d(4, 4, 1), nn.SiLU())
+    ok, text = report.model_note(smooth, "B0", 150528)
+    assert ok and "not piecewise linear (SiLU)" in text
+    ok, text = report.model_note(nn.Sequential(conv, nn.GELU()), "ViT", 150528)
+    assert not ok and "has no ReLU or ReLU6 modules" in text and "skipped" in text
+
+
+def test_relu6_note_follows_the_model():
+    from torch import nn
+
+    assert "Lite has ReLU6 units" in report.relu6_note(nn.Sequential(nn.ReLU6()), "Lite")
+    assert "VGG-16 has no ReLU6" in report.relu6_note(nn.Sequential(nn.ReLU()), "VGG-16")

@@ -98,3 +98,12 @@ def test_map_grid_rows_titles_and_mixed_sizes():
         plotting.map_grid([digit], rows)
     with pytest.raises(ValueError, match="as many maps"):
         plotting.map_grid([digit, digit], [[torch.rand(1, 1, 4, 4)], []])
+
+
+def test_relu6_units_and_the_sentence_for_a_model_without_them():
+    six = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.ReLU6(), torch.nn.ReLU6())
+    assert report.relu6_units(six) == 2
+    assert report.relu6_units(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.ReLU())) == 0
+    sentence = report.no_relu6_sentence("ResNet-18")
+    assert sentence.startswith("ResNet-18 has no ReLU6 units")
+    assert "efficientnet_lite0" in sentence

@@ -78,6 +78,9 @@ def test_summarise_and_table():
     assert lines[4].startswith("| DGR | 0.500 | 0.125 | - | - | - | - |")  # not in the paper
     void = report.summary_table(summary, photo, memorised_enough=False)
     assert void.splitlines()[2].endswith("| not memorised |")
+    named = report.summary_table(summary, photo, True, photo_label="ResNet-18").splitlines()[0]
+    assert f"| ResNet-18 after {STAGES[1]} | ResNet-18 all random |" in named
+    assert "| Lite0 all random |" in lines[0]
 
 
 def test_memorised_sentence_says_when_the_test_is_void():
