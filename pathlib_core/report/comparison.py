@@ -19,12 +19,26 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from .. import plotting, pruning
-from ..kinds import COLOURS, COMPARED, CONTRIBUTION
+from ..kinds import ACTIVE, COLOURS, COMPARED, CONTRIBUTION, WHOLE
 from ..pathway import Pathway
 from .text import markdown_table, pct
 
 Paths = Mapping[float, Mapping[str, Pathway]]
 """sparsity -> kind -> pathway, as ``kinds.Comparison.pathways``."""
+
+
+SMALL = 10
+"""Below this many inputs the sentences give counts ("3 of 4"), not percentages."""
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` and the noun, singular or plural: ``count(1, "image") == "1 image"``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _share(hits: int, n: int) -> str:
+    """``hits`` of ``n`` inputs: a count below :data:`SMALL` inputs, else a percentage."""
+    return f"{hits} of {n}" if n < SMALL else pct(hits / n)
 
 
 def _middle(sparsities: Sequence[float]) -> float:
@@ -304,8 +318,17 @@ def preservation_summary(
     with it both do (then meeting the pruning objective does not single out the critical
     neurons). ``matrices`` are ``iou_matrices`` in ``COMPARED`` order; Greedy is left out."""
     kinds = list(preservation)
-    kept = {k: float(preservation[k][s][0].prediction_kept.float().mean()) for k in kinds}
+    hits = {k: int(preservation[k][s][0].prediction_kept.sum()) for k in kinds}
+    n = len(preservation[kinds[0]][s][0].prediction_kept)
+    kept = {k: hits[k] / n for k in kinds}
     meeting = [k for k in kinds if kept[k] >= 0.9 and k != "Greedy"]  # Greedy: far less sparse
+    need = math.ceil(0.9 * n - 1e-9)  # inputs that make 90%
+    if n == 1:
+        most = "on the one input"
+    elif n < SMALL:
+        most = f"on all {n} inputs" if need == n else f"on at least {need} of the {n} inputs"
+    else:
+        most = "for at least 90% of the inputs"
     m = matrices[s]
     index = {k: COMPARED.index(k) for k in kinds}
     distinct = [
@@ -318,22 +341,26 @@ def preservation_summary(
     ]
     text = (
         f"{label}, sparsity {s}: the prediction is kept by "
-        + ", ".join(f"{k} {pct(v)}" for k, v in kept.items())
+        + ", ".join(f"{k} {_share(hits[k], n)}" for k in kinds)
         + ". "
     )
     if distinct:
         pairs = ", ".join(f"{a} and {b} (Jaccard {m[index[a], index[b]]:.2f})" for a, b in distinct)
         text += (
             f"A contribution pathway and another kind that share less than half their "
-            f"neurons both meet the objective "
-            f"for at least 90% of the inputs: {pairs}. Meeting the pruning objective does "
-            "not single out the critical neurons, as the paper argues."
+            f"neurons both meet the objective {most}: {pairs}. Meeting the pruning objective "
+            "does not single out the critical neurons, as the paper argues"
+            + (
+                f" (with {count(n, 'input')}: an illustration of the argument, not a measurement)."
+                if n < SMALL
+                else "."
+            )
         )
     else:
         text += (
             "No pathway of another kind that differs much from a contribution pathway keeps "
-            "the prediction for 90% of the inputs here, so this figure does not illustrate "
-            "the paper's argument at this sparsity."
+            f"the prediction {most} here, so this figure does not illustrate the paper's "
+            "argument at this sparsity."
         )
     return text
 
@@ -368,13 +395,36 @@ def recognised_sentence(
     label: str, recognised: Tensor, kinds: Sequence[str], note: str | None = None
 ) -> str:
     """The share of decoded inputs the whole network assigns to the target, per kind
-    (``recognised``: kinds x inputs, as ``kinds.decode_kinds`` returns it)."""
-    return (
-        f"{label}: share of decoded images that the whole network assigns to the target class: "
-        + ", ".join(f"{k} {pct(recognised[j].float().mean())}" for j, k in enumerate(kinds))
+    (``recognised``: kinds x inputs, as ``kinds.decode_kinds`` returns it), as counts below
+    :data:`SMALL` inputs. When no pathway's decoded image is recognised, the active sub-network's
+    (``kinds.ACTIVE``) included, a second sentence says that the ascent budget (``note``, e.g.
+    "48 ascent steps") decoded nothing here, so the test cannot tell the kinds apart."""
+    n = recognised.shape[1]
+    hits = [int(recognised[j].sum()) for j in range(len(kinds))]
+    what = "share of decoded images" if n >= SMALL else f"decoded images (of {count(n, 'input')})"
+    text = (
+        f"{label}: {what} that the whole network assigns to the target class: "
+        + ", ".join(f"{k} {_share(h, n)}" for k, h in zip(kinds, hits, strict=True))
         + (f" ({note})" if note else "")
         + "."
     )
+    pathways = [h for k, h in zip(kinds, hits, strict=True) if k != WHOLE]
+    if ACTIVE in kinds and pathways and not any(pathways):
+        whole = dict(zip(kinds, hits, strict=True)).get(WHOLE)
+        who = (
+            "No decoded image is recognised, not even the whole network's"
+            if whole == 0
+            else "No pathway's decoded image is recognised"
+            + (" (only the whole network's is)" if whole else "")
+            + ", not even the active sub-network's, which keeps every active neuron"
+        )
+        budget = f" ({note})" if note else ""
+        text += (
+            f" {who}: this run's ascent budget{budget} is too small to decode anything "
+            "through a pathway, so the test cannot tell the kinds apart here; it needs more "
+            "ascent steps."
+        )
+    return text
 
 
 def gradient_display(grey: bool = False) -> Callable[[Tensor], np.ndarray]:
@@ -422,14 +472,16 @@ def relu6_note(model: nn.Module, title: str) -> str:
 def setting_note(title: str, n_images: int, bundled: bool) -> str:
     """The limitation bullet about the photo setting: the paper's (VGG-16 on 1,000 ImageNet
     validation images) against what ran (``bundled``: the photographs shipped offline)."""
-    ran = f"{title} on {n_images} image(s)"
     if bundled:
         where = (
             "ImageNet is not available offline, so this run uses a small CNN on real digits and "
-            f"{ran}: a handful of bundled photographs"
+            f"{title} on {count(n_images, 'bundled photograph')}"
         )
     else:
-        where = f"this run uses the MNIST CNN and {ran} from an ImageNet-style folder"
+        where = (
+            f"this run uses the MNIST CNN and {title} on {count(n_images, 'image')} from an "
+            "ImageNet-style folder"
+        )
     return (
         f"- The official analysis used VGG-16 on 1,000 ImageNet validation images; {where}. The "
         "figure numbers of the paper could not be checked (its full text was not available to "

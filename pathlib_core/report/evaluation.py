@@ -164,51 +164,102 @@ def perturbation_table(
     return markdown_table(header, rows)
 
 
+FEW_INPUTS = 10
+"""Below this many images (or digits) a LeRF verdict says its ranks are tentative."""
+
+
+def _names(names: Sequence[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def lerf_verdict(
     label: str,
     order: Sequence[str],
     pathway_methods: Sequence[str],
     paper_pathways: Sequence[str] = PAPER_PATHWAYS,
     scores: Mapping[str, float] | None = None,
+    n_inputs: int | None = None,
+    unit: str = "images",
 ) -> str:
-    """Our LeRF ranking, where the best pathway gradient and the paper's two stand, and whether
-    that agrees with the paper (where they are among the best, with Grad-CAM). ``scores`` (by
-    default those a ``Ranking`` carries) are the LeRF changes: when the best pathway gradient's
-    equals others' at the table's three decimals, its rank among them is only the sorting's
-    order, and the sentence says so; a paper pathway gradient level with the third counts as
-    among the best three."""
+    """Our LeRF ranking on ``n_inputs`` ``unit`` (e.g. 2 images), where the best pathway
+    gradient and the paper's two stand, and whether that agrees with the paper (where both are
+    among the best, with Grad-CAM). ``scores`` (by default those a ``Ranking`` carries) are the
+    LeRF changes: when the best pathway gradient's equals others' at the table's three decimals,
+    its rank among them is only the sorting's order, and the sentence says so. A paper pathway
+    gradient counts as among the best when it ranks in the best three or is level with the
+    third; when more than three methods, some not pathway gradients, are level with the best,
+    being among them does not single the pathway gradients out, and the sentence says that
+    instead of agreeing with the paper. Fewer than ``FEW_INPUTS`` inputs: the ranks are called
+    tentative."""
     if scores is None:
         scores = getattr(order, "scores", None)
+    order = list(order)
     best_name, best_rank = best_of(pathway_methods, order)
-    paper_ranks = {n: list(order).index(n) + 1 for n in paper_pathways if n in order}
+    paper_ranks = {n: order.index(n) + 1 for n in paper_pathways if n in order}
     if not paper_ranks:
         raise ValueError(
             f"the ranking holds none of the paper's pathway gradients {paper_pathways}."
         )
-    among_best = min(paper_ranks.values()) <= 3
+    top = set(order[:3])
+    level = [order[0]]
     if scores is not None and len(order) > 3:  # a tie with the third counts as among the best
-        among_best |= any(n in tied_with(order[2], scores) for n in paper_ranks)
-    agreement = (
-        "as in the paper, pathway gradients are among the best at finding unimportant pixels"
-        if among_best
-        else "unlike the paper, neither of its pathway gradients is among the best three here"
-    )
-    grad_cam = f"; Grad-CAM ranks {list(order).index('GradCAM') + 1}" if "GradCAM" in order else ""
-    tie = ""
+        top |= set(tied_with(order[2], scores))
+        level = [n for n in order if n in tied_with(order[0], scores)]
+    leading = [n for n in paper_ranks if n in top]
+    others = [n for n in level if n not in paper_ranks and n not in pathway_methods]
+    both = "both" if len(paper_ranks) == 2 else "all"
+    if not leading:
+        none = "neither" if len(paper_ranks) == 2 else "none"
+        agreement = f"Unlike the paper, {none} of them is among the best three here."
+    elif len(level) > 3 and others and all(n in level for n in leading):
+        agreement = (
+            f"{_names(leading)} {'is' if len(leading) == 1 else 'are'} level with the best, "
+            f"but so {'is' if len(others) == 1 else 'are'} {_names(others)}. At this precision "
+            "the ranking cannot single out the pathway gradients the way the paper's results do."
+        )
+    elif len(leading) == len(paper_ranks):
+        agreement = (
+            "As in the paper, "
+            + ("it is" if len(leading) == 1 else f"{both} are")
+            + " among the best three at finding unimportant pixels."
+        )
+    else:
+        agreement = (
+            f"Only {_names(leading)} {'is' if len(leading) == 1 else 'are'} among the best "
+            f"three here. In the paper {both} are among the best."
+        )
+    sentences = [
+        f"**{label}.** LeRF ranking"
+        + (f" on {n_inputs} {unit}" if n_inputs is not None else "")
+        + f" (best first): {', '.join(order)}.",
+        f"The best pathway gradient, {best_name}, ranks {best_rank} of {len(order)}.",
+    ]
     if scores is not None:
         tied = [n for n in order if n in tied_with(best_name, scores)]
         if len(tied) > 1:
-            tie = (
-                f", but {len(tied)} methods ({', '.join(tied)}) share its LeRF change of "
+            sentences.append(
+                f"But {len(tied)} methods ({', '.join(tied)}) share its LeRF change of "
                 f"{scores[best_name]:.3f} at the table's precision, so its rank among them is "
-                "not meaningful: differences this small may be noise"
+                "not meaningful."
             )
-    return (
-        f"**{label}.** LeRF ranking (best first): {', '.join(order)}. The best pathway gradient, "
-        f"{best_name}, ranks {best_rank} of {len(order)}{tie}; the paper's "
-        + " and ".join(f"{n} ranks {r}" for n, r in paper_ranks.items())
-        + f": {agreement}{grad_cam}."
+    mine = "the paper's method" if len(paper_ranks) == 1 else "the paper's methods"
+    sentences.append(
+        f"{_names(list(paper_ranks))} ({mine}) "
+        + ("ranks " if len(paper_ranks) == 1 else "rank ")
+        + _names([str(r) for r in paper_ranks.values()])
+        + f" of {len(order)} here."
     )
+    sentences.append(agreement)
+    if "GradCAM" in order:
+        sentences.append(f"Grad-CAM ranks {rank_of('GradCAM', order)}.")
+    if n_inputs is not None and n_inputs < FEW_INPUTS:
+        sentences.append(
+            f"These ranks rest on {n_inputs} {unit} only, so one {unit.rstrip('s')} more or less "
+            "could reorder them."
+        )
+    return " ".join(sentences)
 
 
 def morf_verdict(label: str, order: Sequence[str], random: str = "Random") -> str:
@@ -257,13 +308,24 @@ def mean_over_n(results: Mapping[str, Any]) -> dict[str, float]:
     return {name: float(torch.nanmean(result.mean)) for name, result in results.items()}
 
 
-def sensitivity_table(scores: Mapping[str, Mapping[str, float]]) -> str:
+def sensitivity_table(
+    scores: Mapping[str, Mapping[str, float]], paper: Mapping[str, float] | None = None
+) -> str:
     """Per method, its mean correlation on each model (``scores``: model label -> method ->
-    score); the paper has no numbers for this measure."""
+    score) and, when ``paper`` holds a number for any of them, a "paper" column ("-" where it
+    holds none). The paper did not measure sensitivity-n, so the chapter passes none and the
+    table has no paper column."""
     labels = list(scores)
     names = list(next(iter(scores.values())))
-    header = ["method"] + [f"{label}, mean over n" for label in labels] + ["paper"]
-    rows = [[n] + [f"{scores[label][n]:.3f}" for label in labels] + ["-"] for n in names]
+    paper = {n: v for n, v in (paper or {}).items() if n in names and v is not None}
+    header = ["method"] + [f"{label}, mean over n" for label in labels]
+    header += ["paper"] if paper else []
+    rows = []
+    for n in names:
+        row = [n] + [f"{scores[label][n]:.3f}" for label in labels]
+        if paper:
+            row.append(f"{paper[n]:.3f}" if n in paper else "-")
+        rows.append(row)
     return markdown_table(header, rows)
 
 
@@ -445,13 +507,63 @@ def roar_table(auc: Mapping[str, Mapping[str, float]]) -> str:
     return markdown_table(header, rows)
 
 
-def roar_verdict(order: Sequence[str], paper_pathways: Sequence[str] = PAPER_PATHWAYS) -> str:
+BASELINE_NEEDED = {"MNIST": 0.9, "CIFAR-10": 0.6}
+"""The test accuracy the model trained on unmodified images must reach before the ROAR and KAR
+verdicts rank the methods. Below it the retrained models learn too little: how much accuracy a
+degraded training set costs them says more about training noise than about the maps. MNIST: a
+digit CNN that has learned its task is far above 90%; CIFAR-10: the paper's ResNet-8 reached
+84.4% unmodified, and a model under 60% has barely started."""
+
+
+def baseline_accuracy(results: Mapping[str, Any]) -> float:
+    """The test accuracy of the model trained on unmodified images (fraction 0 of every curve,
+    the same for every method and mode), averaged over seeds."""
+    result = next(iter(results.values()))
+    return float(result.accuracy[result.methods[0]][:, 0].mean())
+
+
+def baseline_verdict(
+    accuracy: float, dataset: str, n_train: int, epochs: int, batch_size: int
+) -> str:
+    """The unmodified model's test ``accuracy`` on ``dataset`` (a key of ``BASELINE_NEEDED``),
+    trained on ``n_train`` images for ``epochs`` epochs of ``batch_size`` images a step, and
+    whether it is high enough for the verdicts below to rank the methods."""
+    setting = (
+        f"{n_train} images, {epochs} epoch{'' if epochs == 1 else 's'}, {batch_size} images a step"
+    )
+    needed = BASELINE_NEEDED[dataset]
+    head = (
+        f"**Baseline.** Trained on the unmodified images ({setting}), the CNN reaches "
+        f"{accuracy:.1%} test accuracy on {dataset}: the accuracy at fraction 0 of every curve."
+    )
+    if accuracy >= needed:
+        return head + f" That is above the {needed:.0%} this chapter asks before ranking methods."
+    return (
+        head + f" That is below the {needed:.0%} this chapter asks before ranking methods. "
+        "Models trained this way learn too little for the accuracy they lose or keep to rank "
+        "the maps, so the table lists the AUCs but no ranking is read from them."
+    )
+
+
+def roar_verdict(
+    order: Sequence[str],
+    paper_pathways: Sequence[str] = PAPER_PATHWAYS,
+    baseline: float | None = None,
+    dataset: str = "MNIST",
+) -> str:
     """Our ROAR ranking against the paper's finding that Grad-CAM and the pathway gradients
-    lead, and where Random stands."""
+    lead, and where Random stands; with a ``baseline`` accuracy below ``BASELINE_NEEDED``, that
+    the retrained models learn too little to rank the methods instead."""
+    paper = "In the paper, Grad-CAM and the pathway gradients lead on both datasets."
+    if baseline is not None and baseline < BASELINE_NEEDED[dataset]:
+        return (
+            f"**ROAR on {dataset}.** No ranking: the unmodified model reaches only "
+            f"{baseline:.1%} (below {BASELINE_NEEDED[dataset]:.0%}), so the retrained models "
+            f"learn too little to rank the methods. {paper}"
+        )
     _, rank = best_of(paper_pathways, order)
     return (
-        f"**ROAR ranking on MNIST** (best first): {', '.join(order)}. In the paper, Grad-CAM and "
-        "the pathway gradients lead on both datasets. "
+        f"**ROAR ranking on {dataset}** (best first): {', '.join(order)}. {paper} "
         + (
             "Here too a pathway gradient is among the best three."
             if rank <= 3
@@ -499,10 +611,21 @@ def beating_chance(
 
 
 def chance_verdict(
-    beat: Mapping[str, Sequence[str]], n_methods: int, kar_rank: str, noted: bool
+    beat: Mapping[str, Sequence[str]],
+    n_methods: int,
+    kar_rank: str,
+    noted: bool,
+    baseline: float | None = None,
+    dataset: str = "MNIST",
 ) -> str:
     """How many methods beat random replacement under ROAR and KAR (by more than twice the seed
-    spread when ``noted``), and where Random stands under KAR (``kar_rank``, e.g. "3 of 11")."""
+    spread when ``noted``), and where Random stands under KAR (``kar_rank``, e.g. "3 of 11");
+    with a ``baseline`` accuracy below ``BASELINE_NEEDED``, that this comparison is not made."""
+    if baseline is not None and baseline < BASELINE_NEEDED[dataset]:
+        return (
+            "**Against chance.** Not compared either: whether a method beats random replacement "
+            "is a ranking too, and these retrained models learn too little for one."
+        )
     by = " by more than twice the seed spread" if noted else ""
     roar_beat = list(beat["roar"])
     named = f" ({', '.join(roar_beat)})." if 0 < len(roar_beat) < n_methods else "."

@@ -10,8 +10,9 @@ and ``evaluation.perturbation``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -23,6 +24,7 @@ from ..evaluation.perturbation import PerturbationCurve
 from ..evaluation.sanity import SanityResult
 from ..evaluation.sensitivity import SensitivityN
 from .evaluation import at_last, curve_panel
+from .sanity import SPEARMAN_ABS
 from .text import markdown_table
 
 AttributionFn = Callable[[Any, Tensor, Tensor], Tensor]
@@ -34,6 +36,8 @@ Claim = Mapping[str, tuple[float, float, float, float]]
 SMALL = 0.01  # groups of at most this share of the pixels are "small"
 LARGE = 0.1  # and of at least this share "large"
 MIN_GAIN = 0.05  # a verdict needs a difference of at least this, whatever the noise
+FEW_INPUTS = 2
+"""With fewer inputs than this, a model's group test is inconclusive whatever its numbers."""
 
 
 def styles(pruned: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -127,17 +131,48 @@ def claim_rows(groups: Groups, pixels: int) -> dict[str, tuple[float, float, flo
     }
 
 
+RANGES = ("subsets <=1%", "subsets >=10%", "patches <=1%", "patches >=10%")
+"""The four numbers of :data:`Claim`, as the table's headers name them."""
+
+
+def nan_note(claims: Mapping[str, Claim]) -> str:
+    """One sentence per model range with a nan in the claim table (``""`` when there is none):
+    which maps, and why a correlation is undefined there (model label -> :data:`Claim`)."""
+    notes = []
+    for label, claim in claims.items():
+        for i, where in enumerate(RANGES):
+            missing = [name for name, values in claim.items() if math.isnan(values[i])]
+            if not missing:
+                continue
+            if len(missing) == len(claim):
+                why = (
+                    "the logit drop is the same for every group of those sizes, so no map's "
+                    "correlation with it is defined"
+                )
+            else:
+                maps = ", ".join(missing)
+                why = (
+                    f"{maps} sum{'s' if len(missing) == 1 else ''} to the same value over every "
+                    "group of those sizes, for every input (typically 0: a sparse map whose "
+                    "non-zero pixels no such group touches), so the correlation with the logit "
+                    "drop is undefined"
+                )
+            notes.append(f"*nan* in {label} {where}: {why}.")
+    return " ".join(notes)
+
+
 def claim_table(mnist: Claim, photo: Claim, photo_label: str = "Lite0") -> str:
     """The claim's Markdown table: one row per map, the four numbers of each model
-    (``photo_label`` names the ImageNet classifier in the header)."""
-    ranges = ("subsets <=1%", "subsets >=10%", "patches <=1%", "patches >=10%")
+    (``photo_label`` names the ImageNet classifier in the header), and under it the
+    :func:`nan_note` when a cell is nan."""
     header = [
         "map (x input)",
-        *(f"MNIST {r}" for r in ranges),
-        *(f"{photo_label} {r}" for r in ranges),
+        *(f"MNIST {r}" for r in RANGES),
+        *(f"{photo_label} {r}" for r in RANGES),
     ]
     rows = [[name, *(f"{v:.3f}" for v in mnist[name] + photo[name])] for name in mnist]
-    return markdown_table(header, rows)
+    note = nan_note({"MNIST": mnist, photo_label: photo})
+    return markdown_table(header, rows) + (f"\n\n{note}" if note else "")
 
 
 def noise_level(groups: Groups) -> float:
@@ -146,37 +181,83 @@ def noise_level(groups: Groups) -> float:
     return max(float(result["Random"].mean.abs().nan_to_num().max()) for result in groups)
 
 
-def verdict(claim: Claim, noise: float, label: str, pruned: Sequence[str]) -> tuple[bool, str]:
+class Verdict(NamedTuple):
+    """What one model's group test says of the claim."""
+
+    outcome: str
+    """"supported", "not supported" or "inconclusive"."""
+    reason: str
+    """Why it is inconclusive ("1 image", "differences within the noise level"); else ""."""
+    text: str
+    """The sentence that says so, with the numbers."""
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _large(claim: Claim, name: str) -> float:
+    """The sum of the two large-group numbers; -inf when one is nan (never the best)."""
+    total = claim[name][1] + claim[name][3]
+    return -math.inf if math.isnan(total) else total
+
+
+def verdict(
+    claim: Claim, noise: float, label: str, pruned: Sequence[str], n_inputs: int, noun: str
+) -> Verdict:
     """Does the best pruned gradient (largest sum of its two large-group numbers) beat the plain
-    gradient on large groups, in both tests, by more than ``max(0.05, noise)``? Returns that
-    and the sentence that says so with the numbers."""
+    gradient on large groups, in both tests, by more than ``max(0.05, noise)``?
+
+    Supported: both gains exceed that. Not supported: both are losses beyond it, or neither gain
+    reaches 0.05 (pruning does not improve the prediction). Inconclusive: anything between (the
+    differences are within the noise level), or fewer than :data:`FEW_INPUTS` inputs
+    (``n_inputs`` of them, each a ``noun``: "digit", "image"), whatever the numbers."""
     base = claim["Gradient"]
-    best = max(pruned, key=lambda n: claim[n][1] + claim[n][3])
+    best = max(pruned, key=lambda name: _large(claim, name))
     gains = (claim[best][1] - base[1], claim[best][3] - base[3])
     threshold = max(MIN_GAIN, noise)
-    holds = min(gains) > threshold
-    worse = max(gains) < -threshold
-    if holds:
-        ending = (
-            f"Both gains exceed the noise level ({threshold:.2f}): pruning makes the gradient a "
-            "better predictor of what removing large groups does, as the 2019 paper claims."
+    few = n_inputs < FEW_INPUTS
+    inputs = _count(n_inputs, noun)
+    too_few = f", but {inputs} {'is' if n_inputs == 1 else 'are'} too few to decide: inconclusive."
+    reasons = [inputs] if few else []
+    if min(gains) > threshold:
+        outcome = "supported"
+        ending = f"Both gains exceed the noise level ({threshold:.2f})" + (
+            too_few
+            if few
+            else ": pruning makes the gradient a better predictor of what removing large groups "
+            "does, as the 2019 paper claims."
         )
-    elif worse:
-        ending = (
-            f"Both are losses larger than the noise level ({threshold:.2f}): here pruning makes "
-            "the gradient a worse predictor of what removing large groups does."
+    elif max(gains) < -threshold:
+        outcome = "not supported"
+        ending = f"Both are losses larger than the noise level ({threshold:.2f})" + (
+            too_few
+            if few
+            else ": here pruning makes the gradient a worse predictor of what removing large "
+            "groups does."
+        )
+    elif max(gains) <= MIN_GAIN:
+        outcome = "not supported"
+        ending = f"Neither gain reaches {MIN_GAIN:.2f}" + (
+            too_few
+            if few
+            else ": pruning does not make the gradient a better predictor of what removing large "
+            "groups does, so this test does not support the claim here."
         )
     else:
+        outcome = "inconclusive"
+        reasons.append("differences within the noise level")
         ending = (
             f"The differences are within the noise level ({threshold:.2f}, the larger of 0.05 "
-            "and what a random map reaches), so this test does not support the claim here."
+            "and what a random map reaches), so this test cannot decide here"
+            + (f", and {inputs} would be too few in any case." if few else ".")
         )
+    if few:
+        outcome = "inconclusive"
     nan = (
-        " (nan: the map sums to the same value, usually 0, on every group of that size). "
-        if np.isnan([*claim[best], *base]).any()
-        else ". "
+        " (nan: see the note under the table). " if np.isnan([*claim[best], *base]).any() else ". "
     )
-    return holds, (
+    text = (
         f"**{label}.** The best pruned gradient ({best}) against the plain gradient, for groups "
         f"of at least 10% of the pixels: {claim[best][1]:.2f} vs {base[1]:.2f} (random subsets) "
         f"and {claim[best][3]:.2f} vs {base[3]:.2f} (patches); for groups of at most 1%: "
@@ -184,6 +265,7 @@ def verdict(claim: Claim, noise: float, label: str, pruned: Sequence[str]) -> tu
         + nan
         + ending
     )
+    return Verdict(outcome, ", ".join(reasons), text)
 
 
 def inactive_sentence(mnist_active: float, photo_active: float, photo_label: str = "Lite0") -> str:
@@ -210,7 +292,7 @@ def noise_sentence(
         + (
             f" (a single image makes the {photo_label} numbers mostly noise; the full profile "
             "uses four images and more subsets)."
-            if n_images < 2
+            if n_images < FEW_INPUTS
             else "."
         )
     )
@@ -228,10 +310,10 @@ def reference_sentence(claim: Claim, pruned: Sequence[str], epsilon: float) -> s
 
 
 def sanity_figure(cascade: SanityResult, style: Mapping[str, Mapping]):
-    """|Spearman| and SSIM of each map to its trained-model map, stage by stage."""
+    """Spearman of |map| and SSIM of each map to its trained-model map, stage by stage."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True, layout="constrained")
     for ax, metric, label in zip(
-        axes, ["spearman_abs", "ssim"], ["|Spearman|", "SSIM"], strict=True
+        axes, ["spearman_abs", "ssim"], [SPEARMAN_ABS, "SSIM"], strict=True
     ):
         for method in cascade.scores:
             ax.plot(cascade.mean(method, metric).numpy(), marker=".", label=method, **style[method])
@@ -244,33 +326,85 @@ def sanity_figure(cascade: SanityResult, style: Mapping[str, Mapping]):
     return fig
 
 
-def sanity_sentence(cascade: SanityResult, pruned: str) -> str:
-    """|Spearman| after the output layer and with every layer random, for the gradient, the
-    ``pruned`` gradient and PrunePGD, and what a gap of more than 0.1 either way means."""
+SANITY_GAP = 0.1
+"""Spearman of |map| after the output layer within this of the gradient's: "about as much"."""
+
+
+def _against_gradient(gap: float) -> str:
+    """How a map's Spearman of |map| after the output layer compares with the gradient's."""
+    if gap > SANITY_GAP:
+        return "closer"
+    return "same" if gap > -SANITY_GAP else "further"
+
+
+def sanity_sentence(
+    cascade: SanityResult,
+    pruned: str,
+    sparsity: float,
+    other_sparsity: float | None = None,
+    pathway: str = "NeuronIntGrad",
+) -> str:
+    """Spearman of |map| after the output layer and with every layer random, for the gradient, the
+    ``pruned`` gradient and PrunePGD, what a gap of more than 0.1 either way means, whether the
+    2021 ``pathway`` method (when the cascade ran it) falls on the same side, and the
+    ``sparsity`` of these maps beside ``other_sparsity``, that of the sanity-checks chapter."""
     after_output = {m: float(cascade.mean(m, "spearman_abs")[1]) for m in cascade.scores}
     all_random = {m: float(cascade.mean(m, "spearman_abs")[-1]) for m in cascade.scores}
-    gap = after_output[pruned] - after_output["Gradient"]
-    if gap > 0.1:
+    side = _against_gradient(after_output[pruned] - after_output["Gradient"])
+    both = False  # the 2021 pathway falls on the same side as the pruned gradient
+    if pathway in cascade.scores:
+        pathway_side = _against_gradient(after_output[pathway] - after_output["Gradient"])
+        numbers = f"{after_output[pathway]:.2f} and {all_random[pathway]:.2f}"
+        both = pathway_side == side
+        if both:
+            also = f", and so does the 2021 {pathway} pathway at the same sparsity ({numbers})"
+        else:
+            words = {
+                "closer": "stays much closer to them than the gradient",
+                "same": "changes about as much as the gradient",
+                "further": "changes more than the gradient",
+            }[pathway_side]
+            also = (
+                f"; the 2021 {pathway} pathway at the same sparsity ({numbers}) "
+                f"{words}, so this does not hold for pathways in general"
+            )
+    else:
+        also = ""
+    maps = "the 2019 maps" + (f" and the 2021 {pathway} pathway" if both else "")
+    if side == "closer":
         meaning = (
-            "The pruned maps stay much closer to the trained model's maps than the gradient does. "
-            "A pruned network keeps the neurons the input itself drives most, whatever the "
+            "The pruned maps stay much closer to the trained model's maps than the gradient does"
+            + also
+            + ". A pruned network keeps the neurons the input itself drives most, whatever the "
             "weights, so part of its map follows the input's strokes even in a random network: "
-            "by this test the 2019 maps depend less on what the network learned than the plain "
+            f"by this test {maps} depend less on what the network learned than the plain "
             "gradient."
         )
-    elif gap > -0.1:
+    elif side == "same":
         meaning = (
-            "The pruned maps change about as much as the gradient: by this test they depend on "
-            "what the network learned as much as the gradient does."
+            "The pruned maps change about as much as the gradient"
+            + also
+            + f": by this test {maps} depend on what the network learned as much as the "
+            "gradient does."
         )
     else:
-        meaning = "The pruned maps change more than the gradient."
+        meaning = "The pruned maps change more than the gradient" + also + "."
+    if other_sparsity is None:
+        where = ""
+    elif other_sparsity == sparsity:
+        where = f" The sanity-checks chapter uses the same sparsity ({sparsity:g})."
+    else:
+        where = (
+            f" These maps are pruned to this chapter's sparsity, {sparsity:g}; the "
+            f"sanity-checks chapter runs its pathway methods at {other_sparsity:g}, so the two "
+            "chapters' results describe different pathways."
+        )
     return (
-        "After the output layer is randomised, |Spearman| with the trained model's map is "
+        f"After the output layer is randomised, {SPEARMAN_ABS} with the trained model's map is "
         f"{after_output['Gradient']:.2f} for the gradient, {after_output[pruned]:.2f} for "
         f"{pruned} and {after_output['PrunePGD']:.2f} for PrunePGD; with every layer random, "
         f"{all_random['Gradient']:.2f}, {all_random[pruned]:.2f} and "
-        f"{all_random['PrunePGD']:.2f}. " + meaning
+        f"{all_random['PrunePGD']:.2f}. " + meaning + where
     )
 
 
@@ -333,15 +467,16 @@ def summary_table(
     return markdown_table(header, rows)
 
 
-def claim_outcome(mnist_holds: bool, photo_holds: bool, photo_label: str = "Lite0") -> str:
-    """Where the claim held, as the end of a sentence (``photo_label``: the ImageNet classifier)."""
-    if mnist_holds and photo_holds:
-        return "holds on both models."
-    if mnist_holds:
-        return f"holds on MNIST but not on {photo_label}."
-    if photo_holds:
-        return f"holds on {photo_label} but not on MNIST."
-    return "holds on neither model."
+def claim_outcome(mnist: Verdict, photo: Verdict, photo_label: str = "Lite0") -> str:
+    """The two verdicts as the end of a sentence ("is not supported on MNIST and inconclusive on
+    Lite0 (1 image)."; ``photo_label``: the ImageNet classifier)."""
+
+    def said(v: Verdict, where: str) -> str:
+        return f"{v.outcome} on {where}" + (f" ({v.reason})" if v.reason else "")
+
+    if (mnist.outcome, mnist.reason) == (photo.outcome, photo.reason):
+        return f"is {said(mnist, 'both models')}."
+    return f"is {said(mnist, 'MNIST')} and {said(photo, photo_label)}."
 
 
 LITE0_SCALE = 0.5

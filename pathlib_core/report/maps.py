@@ -4,6 +4,7 @@ many of a ReLU6 pathway's neurons are saturated (the attribution-maps chapter)."
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,6 +14,36 @@ import torch
 from .. import methods
 from ..plotting import CAP_PERCENTILE, saliency_to_display, scrubber
 from .text import markdown_table, pct
+
+
+def share_text(fraction: float) -> str:
+    """A share as a percentage with at least two significant digits, so that a small share does
+    not read as none: 0.217 -> "21.7%", 0.0051 -> "0.51%", 0.00002 -> "0.0020%", 0 -> "0%"."""
+    percent = 100 * float(fraction)
+    if percent == 0:
+        return "0%"
+    rounded = float(f"{percent:.2g}")  # 0.00997 -> 0.01: two digits, not "0.0100"
+    return pct(fraction, max(1, 1 - math.floor(math.log10(abs(rounded)))))
+
+
+def digits_phrase(classes: Sequence[int]) -> str:
+    """The MNIST digits a chapter draws, from their classes (``data.interleaved_by_class`` order):
+    "one test digit per class" for the ten classes once each, "4 test digits, one each of classes
+    0 to 3" for fewer, and how many of each class otherwise."""
+    classes = [int(c) for c in classes]
+    n, kinds = len(classes), sorted(set(classes))
+    if not classes:
+        raise ValueError("no digits drawn; give at least one class.")
+    if kinds == list(range(kinds[0], kinds[-1] + 1)) and len(kinds) > 2:
+        span = f"classes {kinds[0]} to {kinds[-1]}"
+    else:
+        span = ("class " if len(kinds) == 1 else "classes ") + ", ".join(map(str, kinds))
+    if n == len(kinds):
+        if kinds == list(range(10)):
+            return "one test digit per class"
+        return f"one test digit of {span}" if n == 1 else f"{n} test digits, one each of {span}"
+    counts = [classes.count(c) for c in kinds]
+    return f"{n} test digits, {min(counts)} to {max(counts)} of each of {span}"
 
 
 def methods_table(names: Sequence[str] | None = None) -> str:
@@ -95,7 +126,7 @@ def sparsity_verdict(
     return (
         f"At sparsity {sparsity} the {name} map keeps a rank correlation of {correlation:.2f} "
         f"with the plain gradient: the pathway {reshaped}. Half of the map's magnitude lies in "
-        + ", ".join(pct(v) for v in shares)
+        + ", ".join(share_text(v) for v in shares)
         + f" of the pixels at these sparsities: the map {concentrates}"
     )
 

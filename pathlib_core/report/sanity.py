@@ -23,11 +23,14 @@ from .text import markdown_table
 METRICS = ("spearman_abs", "ssim", "spearman", "hog")
 """The similarities the chapter plots, in panel order."""
 METRIC_LABELS = {
-    "spearman_abs": "|Spearman|",
+    "spearman_abs": "Spearman of |map|",
     "ssim": "SSIM",
     "spearman": "Spearman (signed)",
     "hog": "HOG correlation",
 }
+SPEARMAN_ABS = METRIC_LABELS["spearman_abs"]
+"""How the chapter names the rank correlation of the maps' magnitudes (it can be negative, so it
+is not written |Spearman|)."""
 MEMORISED = 0.9
 """The shuffled-label model must fit this share of its labels for the data test to mean anything."""
 
@@ -97,7 +100,7 @@ def paper_cascade_figure(metrics: Sequence[str] = ("spearman_abs", "ssim")):
 
 
 class Summary(NamedTuple):
-    """One method's |Spearman| after the first stage and after the last, and against the
+    """One method's Spearman of |map| after the first stage and after the last, and against the
     shuffled-label model's map (mean over the inputs)."""
 
     after_first: float
@@ -130,7 +133,8 @@ def summary_table(
     """Per method: MNIST after the first stage and all random, the same on the ImageNet
     classifier named ``photo_label`` (its first stage named as in ``photo.stages``; ``-`` for a
     method the photo cascade left out), the paper's ResNet-50 numbers (``-`` where it has none)
-    and the shuffled-label similarity, or "not memorised" when that test is void."""
+    and the shuffled-label similarity, a column left out when that test is void (the model did
+    not memorise its labels: ``memorised_sentence`` says so)."""
     paper_of = {ours: paper for paper, ours in paper_numbers.REGISTRY_NAME.items()}
     header = [
         "method",
@@ -140,8 +144,7 @@ def summary_table(
         f"{photo_label} all random",
         "paper ResNet-50 after fc",
         "paper all random",
-        "MNIST shuffled labels",
-    ]
+    ] + (["MNIST shuffled labels"] if memorised_enough else [])
     rows = []
     for method, row in summary.items():
         p = photo.mean(method, "spearman_abs") if method in photo.scores else None
@@ -155,8 +158,8 @@ def summary_table(
                 f"{float(p[-1]):.3f}" if p is not None else "-",
                 f"{paper[1]:.3f}" if paper else "-",
                 f"{paper[-1]:.3f}" if paper else "-",
-                f"{row.shuffled:.3f}" if memorised_enough else "not memorised",
             ]
+            + ([f"{row.shuffled:.3f}"] if memorised_enough else [])
         )
     return markdown_table(header, rows)
 
@@ -170,9 +173,10 @@ def memorised_sentence(memorised: float, epochs: int, lr: float) -> str:
         )
     else:
         verdict = (
-            f"After {epochs} epoch(s) at peak learning rate {lr:g} it has not memorised them "
-            f"(we ask for {MEMORISED:.0%}), so the test is void here and the summary marks its "
-            "column so; train it longer (`random_label_epochs`) for a real test."
+            f"After {epochs} epoch{'s' if epochs != 1 else ''} at peak learning rate {lr:g} it "
+            f"has not memorised them (we ask for {MEMORISED:.0%}), so the test is void here and "
+            "the summary leaves its column out; train it longer (`random_label_epochs`) for a "
+            "real test."
         )
     return (
         f"The shuffled-label model fits {memorised:.0%} of its shuffled training labels "
@@ -190,7 +194,7 @@ def agreement_sentence(summary: Mapping[str, Summary], pathway_methods: Sequence
     gradient_first = summary["Gradient"].after_first
     return (
         "**Agreement with the paper.** After the output layer is randomised, Guided Backprop's "
-        f"map keeps |Spearman| {gbp:.2f} on MNIST (paper, ResNet-50: {paper_gbp:.2f}): "
+        f"map keeps {SPEARMAN_ABS} {gbp:.2f} on MNIST (paper, ResNet-50: {paper_gbp:.2f}): "
         + ("it fails the test here too" if gbp > 0.8 else "here it changes more than in the paper")
         + f". The pathway gradients keep at most {pathway_first:.2f}, against "
         f"{gradient_first:.2f} for the plain gradient: "
@@ -210,9 +214,9 @@ def floor_sentence(summary: Mapping[str, Summary]) -> str | None:
     if floor <= 0.2:
         return None
     return (
-        f"Even with every weight random, no method's |Spearman| on MNIST falls below "
-        f"{floor:.2f}: rank correlations of absolute values stay well above zero here, so read "
-        "the curves against each other, not against zero."
+        f"Even with every weight random, no method's {SPEARMAN_ABS} on MNIST falls below "
+        f"{floor:.2f}: rank correlations of the maps' magnitudes stay well above zero here, so "
+        "read the curves against each other, not against zero."
     )
 
 
@@ -222,7 +226,7 @@ def shuffled_sentence(summary: Mapping[str, Summary], pathway_methods: Sequence[
     pathway_shuffled = max(summary[n].shuffled for n in pathway_methods if n in summary)
     return (
         "**Shuffled labels.** Against the model that memorised shuffled labels, Guided Backprop "
-        f"keeps |Spearman| {summary['GuidedBackprop'].shuffled:.2f}, the plain gradient "
+        f"keeps {SPEARMAN_ABS} {summary['GuidedBackprop'].shuffled:.2f}, the plain gradient "
         f"{summary['Gradient'].shuffled:.2f} and the pathway gradients at most "
         f"{pathway_shuffled:.2f}. The paper does not run this test."
     )

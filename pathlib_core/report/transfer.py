@@ -18,6 +18,7 @@ from ..plotting import CAP_PERCENTILE, image_grid, method_style, saliency_to_dis
 from .text import markdown_table, pct
 
 __all__ = [
+    "CLEAR_MARGIN",
     "TRAINING_TERMS",
     "TRANSFER_COLOURS",
     "class_iou_figure",
@@ -33,6 +34,7 @@ __all__ = [
     "sparsity_sentence",
     "training_figure",
     "training_sentence",
+    "transfer_claim",
     "transfer_figure",
     "transfer_table",
     "transfer_verdict",
@@ -55,6 +57,11 @@ TRANSFER_COLOURS = {
 """Bar colours of ``transfer_figure`` for the references; the class pathways take the colours of
 their methods (``plotting.method_style``)."""
 
+CLEAR_MARGIN = 0.1
+"""How much more mean probability of the true class a class pathway must keep than a reference
+(random pathways; for the strong transfer claim also the pathways of other classes) to count as
+clearly better (``transfer_claim``)."""
+
 
 def _percent(value: float) -> str:
     """A value already in percent (e.g. ``Faithfulness.average_drop``), as ``pct`` writes it."""
@@ -68,6 +75,7 @@ def training_figure(history: Mapping[str, Sequence[float]]):
     """The loss and its unweighted terms per epoch (left) and the share of neurons kept by the
     hard pathways (right), from ``generator.history``."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epoch_axis = np.arange(1, len(history["total"]) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), constrained_layout=True)
@@ -84,6 +92,8 @@ def training_figure(history: Mapping[str, Sequence[float]]):
         title="hard pathways during training",
         ylim=(0, 1),
     )
+    for ax in axes:  # whole epochs only (matplotlib would put ticks at 1.25, 1.5, ...)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
 
 
@@ -357,10 +367,11 @@ def _transfer_colour(name: str) -> str:
 
 
 def transfer_verdict(accuracy: Mapping[str, float], confidence: Mapping[str, float]) -> str:
-    """Does the class pathway transfer better than random pathways of its sparsity, and how does
-    the transferred NeuronMCT pathway compare? Mean accuracy (%) and confidence per kind of
-    pathway, keys ``"model"``, ``"GEN-CNP class pathway"``, ``"Random"``, ``"Random channels"``,
-    ``"NeuronMCT class pathway"``."""
+    """How the class pathway transfers against random pathways of its sparsity and the transferred
+    NeuronMCT pathway. Mean accuracy (%) and confidence per kind of pathway, keys ``"model"``,
+    ``"GEN-CNP class pathway"``, ``"Random"``, ``"Random channels"``, ``"NeuronMCT class
+    pathway"``. Whether the transfer claim holds needs the cross-class test too: that verdict is
+    ``transfer_claim``'s."""
     ours, rand, mct = (
         accuracy[n] for n in ("GEN-CNP class pathway", "Random", "NeuronMCT class pathway")
     )
@@ -372,8 +383,6 @@ def transfer_verdict(accuracy: Mapping[str, float], confidence: Mapping[str, flo
         if ours - rand < 5
         else "Confidence separates them further: "
     )
-    holds = ours > rand and conf_ours > conf_rand + 0.1
-    claim = f"The transfer claim {'holds' if holds else 'does not hold'} on this model. "
     if mct >= ours and conf_mct > conf_ours:
         reference = (
             f"But the transferred NeuronMCT pathway, which needs no training, does better still "
@@ -391,7 +400,8 @@ def transfer_verdict(accuracy: Mapping[str, float], confidence: Mapping[str, flo
         f"{separation}the true class keeps a mean probability of {conf_ours:.2f} through the "
         f"class pathway against {conf_rand:.2f} through random pathways and "
         f"{confidence['Random channels']:.2f} through random channels (whole model "
-        f"{confidence['model']:.2f}). {claim}{reference}"
+        f"{confidence['model']:.2f}). {reference} Whether what transfers is specific to the "
+        "class is the next section's question."
     )
 
 
@@ -456,6 +466,63 @@ def cross_class_verdict(accuracy: np.ndarray, confidence: np.ndarray) -> str:
         f"probability {diagonal_conf:.2f}; through the pathway of another class: {_percent(off)}, "
         f"{off_conf:.2f}. {verdict}"
     )
+
+
+def transfer_claim(
+    accuracy: Mapping[str, float],
+    confidence: Mapping[str, float],
+    cross_accuracy: np.ndarray,
+    cross_confidence: np.ndarray,
+    epochs: int,
+    full_epochs: int = 60,
+    across_iou: float | None = None,
+) -> str:
+    """The verdict on the transfer claim. It holds in the strong sense only if the class pathway
+    keeps the true class's probability clearly (:data:`CLEAR_MARGIN`) above random pathways of
+    its sparsity *and* above the pathways of other classes (``cross_*``: ``cross_class_figure``'s
+    matrices); above random only, it holds weakly (the class pathway is nearly class-agnostic).
+    ``accuracy``/``confidence`` as for ``transfer_verdict``; ``epochs``: the generator's training
+    epochs, named when fewer than the ``full`` profile's ``full_epochs``; ``across_iou``: the
+    generated pathways' mean IoU across classes, quoted in the weak verdict when given."""
+    ours, rand = accuracy["GEN-CNP class pathway"], accuracy["Random"]
+    conf_ours, conf_rand = confidence["GEN-CNP class pathway"], confidence["Random"]
+    own, other = diagonal_and_rest(cross_accuracy)
+    own_conf, other_conf = diagonal_and_rest(cross_confidence)
+    against_random = f"(probability of the true class {conf_ours:.2f} against {conf_rand:.2f})"
+    if not (ours > rand and conf_ours > conf_rand + CLEAR_MARGIN):
+        claim = (
+            "The transfer claim does not hold on this model: a class pathway does not keep its "
+            f"class's digits clearly better than random pathways of its sparsity {against_random}."
+        )
+    elif own_conf > other_conf + CLEAR_MARGIN:
+        claim = (
+            "The transfer claim holds on this model: a class pathway keeps its class's digits "
+            f"clearly better than random pathways of its sparsity {against_random} and than "
+            f"the pathways of other classes ({_percent(other)}, probability {other_conf:.2f}, "
+            f"against {_percent(own)}, {own_conf:.2f})."
+        )
+    else:
+        as_well = "almost as well" if other_conf <= own_conf else "as well or better"
+        shared = (
+            f"; the generated pathways of two different classes overlap with IoU {across_iou:.3f}"
+            if across_iou is not None
+            else ""
+        )
+        claim = (
+            "The transfer claim holds only weakly on this model: a class pathway keeps its "
+            f"class's digits better than random pathways of its sparsity {against_random}, but "
+            f"another class's pathway does {as_well} ({_percent(other)}, probability "
+            f"{other_conf:.2f}, against {_percent(own)}, {own_conf:.2f}){shared}. The class "
+            "pathway is nearly class-agnostic: what transfers is a pathway for digits in general "
+            "more than one for its class."
+        )
+    if epochs < full_epochs:
+        claim += (
+            f" The generator behind it trained for {epochs} epoch{'s' if epochs != 1 else ''}, "
+            f"fewer than the `full` profile's {full_epochs}, so this verdict may change with "
+            "longer training."
+        )
+    return claim
 
 
 # ----------------------------------------------------------------------------------- gradients

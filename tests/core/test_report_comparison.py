@@ -141,8 +141,25 @@ def test_preservation_figure_and_the_easy_objective_sentence():
     text = comparison.preservation_summary(table, {0.9: m}, "Toy")
     assert "NeuronMCT 100.0%" in text and "NeuronIntGrad 0.0%" in text
     assert "NeuronMCT and DGR (init 1) (Jaccard 0.00)" in text
+    assert "for at least 90% of the inputs" in text and "illustration" not in text
     m[0, 2] = m[2, 0] = 0.7  # now they largely agree: nothing illustrates the argument
     assert "does not illustrate" in comparison.preservation_summary(table, {0.9: m}, "Toy")
+
+
+def test_preservation_summary_counts_a_few_inputs():
+    def on(kept):
+        return {0.9: (_preservation(kept, [0.1] * len(kept)), 0.9)}
+
+    m = np.eye(6)
+    one = {k: on([k in ("NeuronMCT", "DGR (init 1)")]) for k in COMPARED}
+    text = comparison.preservation_summary(one, {0.9: m}, "Lite0")
+    assert "NeuronMCT 1 of 1, NeuronIntGrad 0 of 1" in text and "%" not in text
+    assert "both meet the objective on the one input: NeuronMCT and DGR (init 1)" in text
+    assert text.endswith("(with 1 input: an illustration of the argument, not a measurement).")
+    four = {k: on([True, True, True, k != "DGR (init 1)"]) for k in COMPARED}
+    text = comparison.preservation_summary(four, {0.9: m}, "Toy")
+    assert "DGR (init 1) 3 of 4" in text and "meet the objective on all 4 inputs" in text
+    assert "DGR (init 1) (Jaccard" not in text  # 3 of 4 is under 90%
 
 
 def test_image_rows_and_the_decoding_sentence():
@@ -156,8 +173,34 @@ def test_image_rows_and_the_decoding_sentence():
     assert np.allclose(fig.axes[5].images[0].get_array(), panels[0, 1, 0].numpy())
     recognised = torch.tensor([[True, True], [True, False]])
     sentence = comparison.recognised_sentence("Toy", recognised, ["a", "b"], "8 steps")
-    assert sentence.endswith("a 100.0%, b 50.0% (8 steps).")
-    assert comparison.recognised_sentence("Toy", recognised, ["a", "b"]).endswith("b 50.0%.")
+    assert sentence == (
+        "Toy: decoded images (of 2 inputs) that the whole network assigns to the target class: "
+        "a 2 of 2, b 1 of 2 (8 steps)."
+    )
+    many = torch.arange(20)[None].repeat(2, 1) < torch.tensor([[20], [5]])
+    assert comparison.recognised_sentence("Toy", many, ["a", "b"]).endswith(
+        "share of decoded images that the whole network assigns to the target class: "
+        "a 100.0%, b 25.0%."
+    )
+
+
+def test_decoding_sentence_says_when_no_pathway_decodes():
+    from pathlib_core.kinds import ACTIVE, WHOLE
+
+    names = [WHOLE, ACTIVE, "NeuronMCT"]
+    only_whole = torch.tensor([[True], [False], [False]])
+    text = comparison.recognised_sentence("Lite0", only_whole, names, "48 ascent steps")
+    assert "whole network 1 of 1, active 0 of 1, NeuronMCT 0 of 1 (48 ascent steps)." in text
+    assert text.endswith(
+        "No pathway's decoded image is recognised (only the whole network's is), not even the "
+        "active sub-network's, which keeps every active neuron: this run's ascent budget "
+        "(48 ascent steps) is too small to decode anything through a pathway, so the test "
+        "cannot tell the kinds apart here; it needs more ascent steps."
+    )
+    none = comparison.recognised_sentence("Lite0", torch.zeros(3, 2, dtype=torch.bool), names)
+    assert "not even the whole network's: this run's ascent budget is too small" in none
+    active_ok = torch.tensor([[True], [True], [False]])
+    assert "budget" not in comparison.recognised_sentence("Lite0", active_ok, names)
 
 
 def test_gradient_display_caps_and_greys():
@@ -186,6 +229,11 @@ def test_limitation_notes_follow_the_model():
     assert comparison.has_relu6(relu6) and not comparison.has_relu6(relu)
     assert "Lite uses ReLU6" in comparison.relu6_note(relu6, "Lite")
     assert "VGG-16 has no ReLU6 units" in comparison.relu6_note(relu, "VGG-16")
-    assert "a handful of bundled" in comparison.setting_note("EfficientNet-Lite0", 1, True)
+    bundled = comparison.setting_note("EfficientNet-Lite0", 1, True)
+    assert "EfficientNet-Lite0 on 1 bundled photograph." in bundled and "handful" not in bundled
+    assert "on 3 bundled photographs." in comparison.setting_note("Lite", 3, True)
     folder = comparison.setting_note("VGG-16", 1000, False)
-    assert "VGG-16 on 1000 image(s) from an ImageNet-style folder" in folder
+    assert "VGG-16 on 1,000 images from an ImageNet-style folder" in folder
+    assert (
+        comparison.count(1, "digit") == "1 digit" and comparison.count(32, "digit") == "32 digits"
+    )

@@ -42,14 +42,38 @@ def test_lerf_verdict_agrees_or_disagrees_with_the_paper():
         "MNIST", ["DGR", "GradCAM", "NeuronMCT", "Gradient", "NeuronIntGrad", "Random"], pathways
     )
     assert agree.startswith("**MNIST.** LeRF ranking (best first): DGR, GradCAM, NeuronMCT")
-    assert "The best pathway gradient, DGR, ranks 1 of 6" in agree
-    assert "NeuronMCT ranks 3 and NeuronIntGrad ranks 5: as in the paper" in agree
-    assert agree.endswith("; Grad-CAM ranks 2.")
+    assert "The best pathway gradient, DGR, ranks 1 of 6." in agree
+    # the ranks are ours, not the paper's; one of the two outside the best three: no agreement
+    assert "NeuronMCT and NeuronIntGrad (the paper's methods) rank 3 and 5 of 6 here." in agree
+    assert "Only NeuronMCT is among the best three here. In the paper both are among" in agree
+    assert "As in the paper" not in agree and ":" not in agree.split("(best first):")[1]
+    assert agree.endswith(" Grad-CAM ranks 2 of 6.")
+    both = report.lerf_verdict(
+        "MNIST", ["NeuronIntGrad", "GradCAM", "NeuronMCT", "Gradient", "Random"], pathways
+    )
+    assert "As in the paper, both are among the best three at finding unimportant" in both
     disagree = report.lerf_verdict(
         "Lite0", ["Gradient", "Random", "GradCAM", "NeuronIntGrad", "NeuronMCT"], pathways
     )
-    assert "unlike the paper, neither of its pathway gradients is among the best three" in disagree
-    assert "NeuronMCT ranks 5" in disagree and "ranks 4 of 5" in disagree
+    assert "Unlike the paper, neither of them is among the best three here." in disagree
+    assert "rank 5 and 4 of 5 here" in disagree and "ranks 4 of 5." in disagree
+    one = report.lerf_verdict(
+        "A", ["NeuronMCT", "Gradient"], pathways, paper_pathways=["NeuronMCT"]
+    )
+    assert "NeuronMCT (the paper's method) ranks 1 of 2 here." in one
+    assert "As in the paper, it is among the best three" in one
+
+
+def test_lerf_verdict_names_its_sample_and_warns_when_it_is_small():
+    order = ["GuidedBackprop", "NeuronIntGrad", "DGR", "GradCAM", "NeuronMCT", "Random"]
+    few = report.lerf_verdict("Lite0", order, ["NeuronMCT", "NeuronIntGrad"], n_inputs=2)
+    assert few.startswith("**Lite0.** LeRF ranking on 2 images (best first): GuidedBackprop")
+    assert few.endswith(
+        "These ranks rest on 2 images only, so one image more or less could reorder them."
+    )
+    many = report.lerf_verdict("MNIST", order, ["NeuronMCT"], n_inputs=64, unit="digits")
+    assert "LeRF ranking on 64 digits (best first)" in many and "rest on" not in many
+    assert "rest on" not in report.lerf_verdict("A", order, ["NeuronMCT"])
 
 
 def test_lerf_verdict_says_when_the_best_pathway_gradient_ties():
@@ -67,9 +91,15 @@ def test_lerf_verdict_says_when_the_best_pathway_gradient_ties():
         "Random": 0.109,
     }
     text = report.lerf_verdict("MNIST", report.ranking(tied), pathways)
-    assert "NeuronIntGrad, ranks 1 of 9, but 6 methods (NeuronIntGrad, IntegratedGradients" in text
+    assert "NeuronIntGrad, ranks 1 of 9. But 6 methods (NeuronIntGrad, IntegratedGradients" in text
     assert "share its LeRF change of 0.003 at the table's precision" in text
-    assert "rank among them is not meaningful: differences this small may be noise;" in text
+    assert "so its rank among them is not meaningful. NeuronMCT and NeuronIntGrad" in text
+    # a six-way tie at the top does not single out the paper's methods: no agreement claimed
+    assert (
+        "NeuronMCT and NeuronIntGrad are level with the best, but so are IntegratedGradients, "
+        "DeepLift and InputXGradient. At this precision"
+    ) in text
+    assert "cannot single out the pathway gradients" in text and "As in the paper" not in text
     # explicit scores work with a plain list too
     plain = report.lerf_verdict("MNIST", list(report.ranking(tied)), pathways, scores=tied)
     assert plain == text
@@ -77,13 +107,18 @@ def test_lerf_verdict_says_when_the_best_pathway_gradient_ties():
     apart = tied | {"IntegratedGradients": 0.0036, "DeepLift": 0.0041, "NeuronMCT": 0.0044}
     apart |= {"InputXGradient": 0.0046, "DGR": 0.0048}
     clean = report.lerf_verdict("MNIST", report.ranking(apart), pathways)
-    assert "NeuronIntGrad, ranks 1 of 9; the paper's" in clean and "share" not in clean
+    assert "NeuronIntGrad, ranks 1 of 9. NeuronMCT and" in clean and "share" not in clean
+    assert "As in the paper, both are among the best three" in clean
     assert report.tied_with("a", {"a": 0.0031, "b": 0.0034, "c": 0.0036}) == ["a", "b"]
     # a paper pathway gradient ranked 4th but level with the 3rd counts as among the best
     level = {"DGR": 0.01, "Gradient": 0.02, "GradCAM": 0.0301, "NeuronMCT": 0.0304, "Random": 0.1}
-    assert "as in the paper" in report.lerf_verdict("A", report.ranking(level), pathways)
+    assert "As in the paper, it is among" in report.lerf_verdict(
+        "A", report.ranking(level), pathways, paper_pathways=["NeuronMCT"]
+    )
     level["NeuronMCT"] = 0.031
-    assert "unlike the paper" in report.lerf_verdict("A", report.ranking(level), pathways)
+    assert "Unlike the paper" in report.lerf_verdict(
+        "A", report.ranking(level), pathways, paper_pathways=["NeuronMCT"]
+    )
 
 
 def test_morf_verdict_reads_the_ranking_against_chance():
@@ -142,8 +177,14 @@ def test_sensitivity_figure_table_and_verdicts():
     scores = report.mean_over_n(results)
     assert scores["Gradient"] == pytest.approx(0.15) and scores["Random"] == 0.0
     table = report.sensitivity_table({"MNIST": scores, "Lite0": scores}).splitlines()
-    assert table[0] == "| method | MNIST, mean over n | Lite0, mean over n | paper |"
-    assert table[2] == "| Gradient | 0.150 | 0.150 | - |"
+    assert table[0] == "| method | MNIST, mean over n | Lite0, mean over n |"  # no paper column
+    assert table[2] == "| Gradient | 0.150 | 0.150 |"
+    assert report.sensitivity_table({"MNIST": scores}, {"Gradient": None}).splitlines()[0] == (
+        "| method | MNIST, mean over n |"
+    )
+    with_paper = report.sensitivity_table({"MNIST": scores}, {"Random": 0.25}).splitlines()
+    assert with_paper[0] == "| method | MNIST, mean over n | paper |"
+    assert with_paper[2:] == ["| Gradient | 0.150 | - |", "| Random | 0.000 | 0.250 |"]
     multiplying = {"InputXGradient", "IntegratedGradients", "DeepLift"}
     yes = report.sensitivity_verdict(
         "MNIST",
@@ -257,7 +298,20 @@ def test_roar_verdicts():
     with pytest.raises(ValueError, match="none of"):
         report.roar_verdict(order)  # no pathway gradient in the ranking
     verdict = report.roar_verdict(["GradCAM", "Random", "NeuronMCT", "Gradient"])
+    assert verdict.startswith("**ROAR ranking on MNIST** (best first): GradCAM, Random")
     assert "Here too a pathway gradient is among the best three. Random ranks 2 of 4." in verdict
+    good = report.roar_verdict(
+        ["GradCAM", "NeuronMCT", "Random"], baseline=0.95, dataset="CIFAR-10"
+    )
+    assert good.startswith("**ROAR ranking on CIFAR-10** (best first)")
+    weak = report.roar_verdict(["GradCAM", "Random", "NeuronMCT"], baseline=0.83)
+    assert weak.startswith("**ROAR on MNIST.** No ranking: the unmodified model reaches only")
+    assert "83.0% (below 90%), so the retrained models learn too little" in weak
+    assert "GradCAM, Random" not in weak and "ranks" not in weak
+    # the bar depends on the dataset: 83% is enough on CIFAR-10
+    assert "No ranking" not in report.roar_verdict(
+        ["GradCAM", "NeuronMCT", "Random"], baseline=0.83, dataset="CIFAR-10"
+    )
     assert report.seed_spread(results, names, 1) is None
     assert "With one seed" in report.spread_verdict(auc["roar"], None)
     spread = report.seed_spread(roar_results(seeds=2), names, 2)
@@ -279,6 +333,26 @@ def test_roar_verdicts():
     strong = report.chance_verdict({"roar": ["a", "b"], "kar": []}, 3, "1 of 4", noted=False)
     assert "2 of 3 methods lower the accuracy more than random replacement does (a, b)." in strong
     assert "hardly" not in strong and "seed spread" not in strong
+    weak = report.chance_verdict(beat, 2, "2 of 3", noted=True, baseline=0.5)
+    assert weak.startswith("**Against chance.** Not compared either") and "1 of 2" not in weak
+    assert report.chance_verdict(beat, 2, "2 of 3", noted=True, baseline=0.95) == text
+
+
+def test_roar_baseline_accuracy_and_verdict():
+    assert report.baseline_accuracy(roar_results()) == pytest.approx(0.9)
+    # two seeds whose unmodified models differ: the mean of fraction 0, not a later fraction
+    two = RoarResult("roar", [0.0, 0.5], {"a": torch.tensor([[0.8, 0.1], [0.6, 0.2]])})
+    assert report.baseline_accuracy({"roar": two}) == pytest.approx(0.7)
+    low = report.baseline_verdict(0.83, "MNIST", 400, 1, 8)
+    assert low.startswith(
+        "**Baseline.** Trained on the unmodified images (400 images, 1 epoch, 8 images a step), "
+        "the CNN reaches 83.0% test accuracy on MNIST: the accuracy at fraction 0 of every curve."
+    )
+    assert "below the 90% this chapter asks before ranking" in low and "no ranking" in low
+    high = report.baseline_verdict(0.975, "MNIST", 4000, 2, 32)
+    assert "(4000 images, 2 epochs, 32 images a step)" in high and "97.5%" in high
+    assert high.endswith("above the 90% this chapter asks before ranking methods.")
+    assert "above the 60%" in report.baseline_verdict(0.7, "CIFAR-10", 50000, 2, 32)
 
 
 def test_degradation_figure_rows_per_mode():
@@ -288,3 +362,15 @@ def test_degradation_figure_rows_per_mode():
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["input", "a\nROAR", "Random\nROAR", "input", "a\nKAR", "Random\nKAR"]
     plt.close(fig)
+
+
+def test_lerf_verdict_agrees_when_only_pathway_gradients_share_the_best():
+    pathways = ["NeuronMCT", "NeuronIntGrad", "DGR"]
+    scores = {"NeuronMCT": 0.0031, "NeuronIntGrad": 0.0032, "DGR": 0.0033, "Gradient": 0.0034}
+    scores |= {"GradCAM": 0.02, "Random": 0.1}
+    text = report.lerf_verdict("A", report.ranking(scores), pathways)
+    assert "4 methods (NeuronMCT, NeuronIntGrad, DGR, Gradient) share" in text
+    assert "level with the best, but so is Gradient." in text
+    scores["Gradient"] = 0.005  # now only pathway gradients share the best value
+    text = report.lerf_verdict("A", report.ranking(scores), pathways)
+    assert "As in the paper, both are among the best three" in text and "level" not in text

@@ -78,6 +78,19 @@ def test_claim_table_has_a_row_per_map_and_eight_numbers():
     assert lines[3].startswith("| PruneGrad 0.9 | 0.500 | 0.600")
 
 
+def test_claim_table_explains_a_nan_under_the_table():
+    claim = {"Gradient": (0.1, 0.2, 0.3, 0.4), "PruneGrad 0.9": (0.5, 0.6, math.nan, 0.8)}
+    text = report.claim_table(claim, {k: (0.1,) * 4 for k in claim})
+    table, note = text.split("\n\n")
+    assert "| nan |" in table
+    assert note.startswith("*nan* in MNIST patches <=1%: PruneGrad 0.9 sums to the same value")
+    assert "Lite0" not in note
+    every = {k: (0.1, 0.2, math.nan, 0.4) for k in claim}  # the logit drop itself is constant
+    note = report.nan_note({"MNIST": claim, "Lite0": every})
+    assert "*nan* in Lite0 patches <=1%: the logit drop is the same" in note
+    assert report.nan_note({"MNIST": {"Gradient": (0.1,) * 4}}) == ""
+
+
 def test_noise_level_is_the_largest_random_correlation_in_either_test():
     scattered = {"Random": _result([1, 2], [0.1, -0.3])}
     patches = {"Random": _result([1, 2], [float("nan"), 0.2])}
@@ -85,32 +98,54 @@ def test_noise_level_is_the_largest_random_correlation_in_either_test():
 
 
 @pytest.mark.parametrize(
-    ("pruned_large", "noise", "holds", "words"),
+    ("pruned_large", "noise", "outcome", "words"),
     [
-        (0.8, 0.1, True, "as the 2019 paper claims"),
-        (0.45, 0.1, False, "within the noise level (0.10"),
-        (0.45, 0.01, False, "within the noise level (0.05"),  # 0.05 at least
-        (0.1, 0.1, False, "worse predictor"),
+        (0.8, 0.1, "supported", "as the 2019 paper claims"),
+        (0.45, 0.01, "not supported", "Neither gain reaches 0.05"),  # a gain of 0.05 at most
+        (0.6, 0.25, "inconclusive", "within the noise level (0.25"),
+        (0.6, 0.01, "supported", "exceed the noise level (0.05"),  # 0.05 at least
+        (0.1, 0.1, "not supported", "worse predictor"),
     ],
 )
-def test_verdict_chooses_the_sentence_from_the_numbers(pruned_large, noise, holds, words):
+def test_verdict_chooses_the_outcome_from_the_numbers(pruned_large, noise, outcome, words):
     claim = {
         "Gradient": (0.3, 0.4, 0.3, 0.4),
         "PruneGrad 0.5": (0.3, 0.0, 0.3, 0.0),
         "PruneGrad 0.9": (0.2, pruned_large, 0.25, pruned_large),
     }
-    result, text = report.verdict(claim, noise, "MNIST", PRUNED)
-    assert result is holds
-    assert words in text
-    assert text.startswith("**MNIST.** The best pruned gradient (PruneGrad 0.9")
-    assert "(nan:" not in text
+    result = report.verdict(claim, noise, "MNIST", PRUNED, 20, "digit")
+    assert result.outcome == outcome
+    assert words in result.text
+    assert result.text.startswith("**MNIST.** The best pruned gradient (PruneGrad 0.9")
+    assert "(nan:" not in result.text
+    assert result.reason == (
+        "differences within the noise level" if outcome == "inconclusive" else ""
+    )
 
 
-def test_verdict_explains_a_nan():
-    claim = {"Gradient": (math.nan, 0.4, 0.3, 0.4), "PruneGrad 0.5": (0.3, 0.9, 0.3, 0.9)}
-    holds, text = report.verdict(claim, 0.0, "Lite0", ["PruneGrad 0.5"])
-    assert holds
-    assert "nan: the map sums to the same value" in text
+@pytest.mark.parametrize("pruned_large", [0.8, 0.6, 0.45, 0.1])
+def test_one_image_is_always_inconclusive(pruned_large):
+    claim = {
+        "Gradient": (0.3, 0.4, 0.3, 0.4),
+        "PruneGrad 0.9": (0.2, pruned_large, 0.2, pruned_large),
+    }
+    result = report.verdict(claim, 0.1, "Lite0", ["PruneGrad 0.9"], 1, "image")
+    assert result.outcome == "inconclusive"
+    assert result.reason.startswith("1 image")
+    assert "1 image is too few" in result.text or "1 image would be too few" in result.text
+    assert "as the 2019 paper claims" not in result.text
+
+
+def test_verdict_points_to_the_nan_note_and_never_picks_a_nan_map():
+    claim = {
+        "Gradient": (math.nan, 0.4, 0.3, 0.4),
+        "PruneGrad 0.5": (0.3, 0.9, 0.3, 0.9),
+        "PruneGrad 0.9": (0.3, math.nan, 0.3, 2.0),
+    }
+    result = report.verdict(claim, 0.0, "Lite0", PRUNED, 4, "image")
+    assert result.outcome == "supported"
+    assert "(PruneGrad 0.5)" in result.text
+    assert "(nan: see the note under the table)" in result.text
 
 
 def test_sentences_carry_their_numbers():
@@ -128,17 +163,33 @@ def test_sentences_carry_their_numbers():
     assert "reaches 0.91; the best pruned gradient 0.60; PrunePGD (budget 2) 0.55." in text
 
 
+def _said(outcome, reason=""):
+    return report.Verdict(outcome, reason, "")
+
+
 @pytest.mark.parametrize(
-    ("mnist", "photo", "end"),
+    ("mnist", "photo", "text"),
     [
-        (True, True, "both models."),
-        (True, False, "on MNIST but not on Lite0."),
-        (False, True, "on Lite0 but not on MNIST."),
-        (False, False, "neither model."),
+        (_said("supported"), _said("supported"), "is supported on both models."),
+        (
+            _said("not supported"),
+            _said("inconclusive", "1 image"),
+            "is not supported on MNIST and inconclusive on Lite0 (1 image).",
+        ),
+        (
+            _said("inconclusive", "1 image"),
+            _said("inconclusive", "1 image"),
+            "is inconclusive on both models (1 image).",
+        ),
+        (
+            _said("supported"),
+            _said("not supported"),
+            "is supported on MNIST and not supported on Lite0.",
+        ),
     ],
 )
-def test_claim_outcome(mnist, photo, end):
-    assert report.claim_outcome(mnist, photo).endswith(end)
+def test_claim_outcome(mnist, photo, text):
+    assert report.claim_outcome(mnist, photo) == text
 
 
 def test_groups_figure_has_two_panels_with_a_line_per_map():
@@ -167,7 +218,7 @@ def test_maps_figure_enlarges_digits_to_the_photo_size():
 
 
 def _cascade(after_output):
-    """A cascade of three stages whose mean |Spearman| after the output layer is given."""
+    """A cascade of three stages whose mean Spearman of |map| after the output layer is given."""
     scores = {
         name: {
             "spearman_abs": torch.tensor([[1.0, 1.0], [v, v], [v / 2, v / 2]]),
@@ -184,17 +235,38 @@ def _cascade(after_output):
 )
 def test_sanity_sentence_follows_the_gap(pruned, words):
     cascade = _cascade({"Gradient": 0.4, "PruneGrad 0.9": pruned, "PrunePGD": 0.3})
-    text = report.sanity_sentence(cascade, "PruneGrad 0.9")
+    text = report.sanity_sentence(cascade, "PruneGrad 0.9", 0.9)
     assert words in text
-    assert text.startswith("After the output layer is randomised, |Spearman| with the trained")
+    assert text.startswith("After the output layer is randomised, Spearman of |map| with the")
     assert "0.40 for the gradient" in text
     assert f"; with every layer random, 0.20, {pruned / 2:.2f} and 0.15." in text
+    assert "NeuronIntGrad" not in text and "sanity-checks chapter" not in text
+
+
+def test_sanity_sentence_names_the_2021_pathway_and_the_sparsities():
+    same = _cascade({"Gradient": 0.4, "PruneGrad 0.9": 0.8, "PrunePGD": 0.8, "NeuronIntGrad": 0.8})
+    text = report.sanity_sentence(same, "PruneGrad 0.9", 0.9, 0.7)
+    assert "and so does the 2021 NeuronIntGrad pathway at the same sparsity (0.80 and 0.40)" in text
+    assert "by this test the 2019 maps and the 2021 NeuronIntGrad pathway depend less" in text
+    assert (
+        "this chapter's sparsity, 0.9; the sanity-checks chapter runs its pathway methods at 0.7"
+        in text
+    )
+    apart = _cascade(
+        {"Gradient": 0.4, "PruneGrad 0.9": 0.8, "PrunePGD": 0.8, "NeuronIntGrad": 0.46}
+    )
+    text = report.sanity_sentence(apart, "PruneGrad 0.9", 0.9, 0.9)
+    assert (
+        "NeuronIntGrad pathway at the same sparsity (0.46 and 0.23) changes about as much" in text
+    )
+    assert "by this test the 2019 maps depend less" in text
+    assert text.endswith("The sanity-checks chapter uses the same sparsity (0.9).")
 
 
 def test_sanity_figure_draws_each_method_per_metric():
     cascade = _cascade({"Gradient": 0.4, "PruneGrad 0.9": 0.5})
     fig = report.sanity_figure(cascade, report.styles(PRUNED))
-    assert [ax.get_title() for ax in fig.axes] == ["|Spearman|", "SSIM"]
+    assert [ax.get_title() for ax in fig.axes] == ["Spearman of |map|", "SSIM"]
     assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["original", "fc2", "conv1"]
 
@@ -236,7 +308,8 @@ def test_summary_table_marks_maps_without_a_sanity_check():
 def test_the_imagenet_classifier_is_named_where_it_ran():
     assert "of VGG-16's for these images" in report.inactive_sentence(0.23, 0.4, "VGG-16")
     assert "0.50 on VGG-16" in report.noise_sentence(0.12, 0.5, 1, "VGG-16")
-    assert report.claim_outcome(True, False, "VGG-16").endswith("not on VGG-16.")
+    outcome = report.claim_outcome(_said("supported"), _said("not supported"), "VGG-16")
+    assert outcome.endswith("not supported on VGG-16.")
     claim = {"Gradient": (0.1, 0.2, 0.3, 0.4)}
     header = report.claim_table(claim, claim, "VGG-16").splitlines()[0]
     assert "VGG-16 patches >=10%" in header and "Lite0" not in header

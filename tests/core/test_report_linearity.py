@@ -43,13 +43,15 @@ def test_radius_tables_with_and_without_pooling():
     rows = report.radius_table(radii, paths).splitlines()
     assert rows[0].startswith("**Exact radius, all constraints**")
     assert rows[2].startswith("| pathway | sparsity | actually removed | median radius |")
-    assert rows[4] == "| whole network | 0.0 | 0.000 | 0 | 50% | conv |"  # a tie: conv comes first
-    assert rows[6] == "| NeuronMCT | 0.5 | 0.500 | 1.5 | 0% | fc |"  # pool 0.1 binds once
+    assert (
+        rows[4] == "| whole network | 0.0 | 0.000 | 0 | 2 of 4 | conv |"
+    )  # a tie: conv comes first
+    assert rows[6] == "| NeuronMCT | 0.5 | 0.500 | 1.5 | 0 of 4 | fc |"  # pool 0.1 binds once
     assert len(rows) == 4 + len(radii)
     neurons = report.radius_table(radii, paths, neurons_only=True).splitlines()
     assert neurons[0].startswith("**Exact radius, neuron kinks only**")
-    assert neurons[4] == "| whole network | 0.0 | 0.000 | 0.5 | 0% | conv |"
-    assert neurons[5] == "| active | 0.0 | 0.250 | 0.7 | 0% | conv |"
+    assert neurons[4] == "| whole network | 0.0 | 0.000 | 0.5 | 0 of 4 | conv |"
+    assert neurons[5] == "| active | 0.0 | 0.250 | 0.7 | 0 of 4 | conv |"
 
 
 def test_the_binding_constraint_breaks_ties_by_forward_order():
@@ -75,13 +77,43 @@ def test_radius_figure_lines_and_crosses():
 def test_radius_summary_chooses_its_verdict_from_the_numbers():
     radii, _ = _setup(mct=1.0, whole=0.5, rnd=0.2, dgr=2.0)
     text = report.radius_summary(radii, 0.5)
-    assert "larger than the whole network's for 100% of the digits" in text
-    assert "radius 0 for 50% of the digits" in text
-    assert "is linear on a larger ball than the whole network" in text
-    assert "comes with sparsity itself" in text  # DGR's radius is larger
-    radii, _ = _setup(mct=1.0, whole=5.0, rnd=0.2, dgr=0.1)
+    assert "larger than the whole network's for 4 of 4 digits" in text  # counts, 4 digits
+    assert "larger than the pruning objective's for 0 of 4 digits" in text
+    assert "radius 0 for 2 of 4 digits" in text
+    # beats random but not DGR: removing unimportant neurons, not the contribution criterion
+    assert "than the whole network and than a random pathway of the same sparsity" in text
+    assert "by either criterion, not from the contribution criterion in particular" in text
+    assert "sparsity itself" not in text
+    assert "once in 16" in text and "first look" in text  # 4 digits decide nothing
+    radii, _ = _setup(mct=1.0, whole=0.5, rnd=2.0, dgr=2.0)  # random does as well: sparsity
     text = report.radius_summary(radii, 0.5)
-    assert "**not** consistently linear" in text and "as the paper's argument predicts" in text
+    assert "**not** consistently linear on a larger ball than a random pathway" in text
+    assert "the gain comes with sparsity itself" in text
+    radii, _ = _setup(mct=1.0, whole=5.0, rnd=2.0, dgr=0.1)
+    text = report.radius_summary(radii, 0.5)
+    assert "or than the whole network: the paper's argument is not borne out" in text
+    assert "does exceed the pruning objective's" in text
+    radii, _ = _setup(mct=1.0, whole=0.5, rnd=0.2, dgr=0.1)
+    text = report.radius_summary(radii, 0.5)
+    assert "as the paper's argument predicts" in text and "**not**" not in text
+
+
+def test_radius_summary_uses_percentages_for_many_digits():
+    n = report.FEW
+    one = lambda v: LinearRadius(  # noqa: E731
+        torch.full((n,), v, dtype=torch.float64),
+        {"fc": torch.full((n,), v, dtype=torch.float64)},
+        {"fc": "relu"},
+    )
+    radii = {
+        ("whole network", 0.0): one(0.5),
+        ("NeuronMCT", 0.5): one(1.0),
+        ("Random", 0.5): one(0.2),
+        ("DGR (init 1)", 0.5): one(2.0),
+    }
+    text = report.radius_summary(radii, 0.5)
+    assert "larger than the whole network's for 100% of the digits" in text
+    assert "radius 0 for 0% of the digits" in text and "first look" not in text
 
 
 def test_probe_table_and_summary():

@@ -51,6 +51,8 @@ def test_sparsity_verdict_branches():
     assert "changes the map substantially" in changed
     assert "lies in 20.0%, 10.0%, 5.0% of the pixels" in changed
     assert changed.endswith("concentrates on fewer pixels as sparsity grows.")
+    small = report.sparsity_verdict("NeuronMCT", 0.99, 0.07, [0.217, 0.0051, 0.00002])
+    assert "lies in 21.7%, 0.51%, 0.0020% of the pixels" in small  # not "0.5%, 0.0%"
     kept = report.sparsity_verdict("NeuronMCT", 0.9, 0.8, [0.1, 0.2])
     assert "reshapes the map only partly" in kept and kept.endswith("does not concentrate.")
 
@@ -107,3 +109,25 @@ def test_relu6_units_and_the_sentence_for_a_model_without_them():
     sentence = report.no_relu6_sentence("ResNet-18")
     assert sentence.startswith("ResNet-18 has no ReLU6 units")
     assert "efficientnet_lite0" in sentence
+
+
+def test_share_text_keeps_two_significant_digits():
+    assert [report.share_text(v) for v in (0.217, 0.057, 0.0051, 0.00002, 0.0, 0.0000997)] == [
+        "21.7%",
+        "5.7%",
+        "0.51%",
+        "0.0020%",
+        "0%",
+        "0.010%",
+    ]
+
+
+def test_digits_phrase_says_which_classes_were_drawn():
+    assert report.digits_phrase(range(10)) == "one test digit per class"
+    assert report.digits_phrase([0, 1, 2, 3]) == "4 test digits, one each of classes 0 to 3"
+    assert report.digits_phrase([0]) == "one test digit of class 0"
+    assert report.digits_phrase([0, 1]) == "2 test digits, one each of classes 0, 1"
+    twelve = report.digits_phrase([*range(10), 0, 1])
+    assert twelve == "12 test digits, 1 to 2 of each of classes 0 to 9"
+    with pytest.raises(ValueError, match="no digits"):
+        report.digits_phrase([])

@@ -12,7 +12,8 @@ STAGES = ["original", "fc2", "fc1", "conv1"]
 
 
 def _result(firsts, keep_maps=False):
-    """A cascade over :data:`STAGES` whose |Spearman| falls from 1 to ``first`` then halves."""
+    """A cascade over :data:`STAGES` whose Spearman of |map| falls from 1 to ``first``, then
+    halves."""
     scores = {
         name: {
             metric: torch.tensor([[1.0, 1.0], [v, v], [v / 2, v / 2], [v / 4, v / 4]])
@@ -29,7 +30,7 @@ def _result(firsts, keep_maps=False):
 def test_cascade_figure_has_a_panel_per_metric_and_a_line_per_method():
     fig = report.cascade_figure(_result({"Gradient": 0.4, "NeuronMCT": 0.3}), "toy")
     assert [ax.get_title() for ax in fig.axes] == [
-        "|Spearman|",
+        "Spearman of |map|",
         "SSIM",
         "Spearman (signed)",
         "HOG correlation",
@@ -54,7 +55,7 @@ def test_cascade_maps_figure_is_a_method_by_stage_grid():
 def test_paper_cascade_figure_shows_every_paper_curve():
     fig = report.paper_cascade_figure()
     assert [ax.get_title() for ax in fig.axes] == [
-        "paper, ResNet-50: |Spearman|",
+        "paper, ResNet-50: Spearman of |map|",
         "paper, ResNet-50: SSIM",
     ]
     assert len(fig.axes[0].get_lines()) == len(paper_numbers.SANITY["spearman_abs"])
@@ -74,10 +75,11 @@ def test_summarise_and_table():
     assert len(lines) == 2 + 3
     paper_first = paper_numbers.SANITY["spearman_abs"]["Gradients"][1]
     assert lines[2].startswith(f"| Gradient | 0.400 | 0.100 | 0.600 | 0.150 | {paper_first:.3f}")
-    assert lines[2].endswith("| 0.200 |")
+    assert lines[2].endswith("| 0.200 |") and lines[0].endswith("| MNIST shuffled labels |")
     assert lines[4].startswith("| DGR | 0.500 | 0.125 | - | - | - | - |")  # not in the paper
-    void = report.summary_table(summary, photo, memorised_enough=False)
-    assert void.splitlines()[2].endswith("| not memorised |")
+    void = report.summary_table(summary, photo, memorised_enough=False).splitlines()
+    assert "shuffled" not in void[0] and void[0].endswith("| paper all random |")  # column out
+    assert void[2].count("|") == lines[2].count("|") - 1
     named = report.summary_table(summary, photo, True, photo_label="ResNet-18").splitlines()[0]
     assert f"| ResNet-18 after {STAGES[1]} | ResNet-18 all random |" in named
     assert "| Lite0 all random |" in lines[0]
@@ -87,7 +89,9 @@ def test_memorised_sentence_says_when_the_test_is_void():
     assert "It has memorised them" in report.memorised_sentence(0.95, 30, 5e-4)
     void = report.memorised_sentence(0.31, 1, 5e-4)
     assert void.startswith("The shuffled-label model fits 31% of its shuffled training labels")
-    assert "After 1 epoch(s) at peak learning rate 0.0005 it has not memorised" in void
+    assert "After 1 epoch at peak learning rate 0.0005 it has not memorised" in void
+    assert "After 2 epochs at" in report.memorised_sentence(0.31, 2, 5e-4)
+    assert "the summary leaves its column out" in void
 
 
 def _summary(gbp, pathway, gradient=0.4, floor=0.1):
@@ -109,6 +113,7 @@ def test_agreement_sentence(gbp, pathway, words):
     text = report.agreement_sentence(_summary(gbp, pathway), ["NeuronMCT", "DGR"])
     assert all(w in text for w in words)
     assert f"keep at most {pathway:.2f}, against 0.40 for the plain gradient" in text
+    assert f"map keeps Spearman of |map| {gbp:.2f} on MNIST" in text
 
 
 def test_floor_and_shuffled_sentences():
@@ -116,5 +121,6 @@ def test_floor_and_shuffled_sentences():
     high = {k: v._replace(all_random=0.3) for k, v in _summary(0.9, 0.4).items()}
     assert "falls below 0.30" in report.floor_sentence(high)
     text = report.shuffled_sentence(_summary(0.9, 0.4), ["NeuronMCT", "DGR"])
-    assert "Guided Backprop keeps |Spearman| 0.70, the plain gradient 0.20" in text
+    assert "Guided Backprop keeps Spearman of |map| 0.70, the plain gradient 0.20" in text
+    assert "|Spearman|" not in report.floor_sentence(high)
     assert "pathway gradients at most 0.25." in text

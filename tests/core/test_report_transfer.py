@@ -34,6 +34,10 @@ def test_training_figure_draws_every_term_and_the_kept_share():
     assert left.get_title() == "loss and its terms (unweighted)"
     assert len(right.lines) == 1 and right.get_ylim() == (0, 1)
     assert list(right.lines[0].get_ydata()) == [0.9, 0.9, 0.4412]
+    fig.canvas.draw()
+    for ax in (left, right):  # whole epochs only, no 1.25 or 1.5
+        ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
+        assert ticks and all(float(t).is_integer() for t in ticks)
 
 
 def test_training_sentence_says_whether_training_levelled_off():
@@ -185,12 +189,42 @@ def test_transfer_verdict_chooses_from_accuracy_and_confidence():
     holds = R.transfer_verdict(*_means(_scores()))
     assert holds.startswith("Through its class pathway a digit is classified correctly 95.0%")
     assert "Confidence separates them further" in holds  # 15 points above random
-    assert "The transfer claim holds" in holds
-    assert "does better still (97.0%, probability 0.95)." in holds
+    assert "transfer claim" not in holds  # that verdict waits for the cross-class test
+    assert "does better still (97.0%, probability 0.95). Whether what transfers" in holds
     close = R.transfer_verdict(*_means(_scores(ours=82.0, mct=50.0, conf=(0.55, 0.5, 0.4, 0.3))))
     assert "Accuracy hardly separates them" in close
-    assert "The transfer claim does not hold" in close  # confidence within 0.1 of random
-    assert close.endswith("The transferred NeuronMCT pathway reaches 50.0% (probability 0.30).")
+    assert "The transferred NeuronMCT pathway reaches 50.0% (probability 0.30)." in close
+    assert close.endswith("is the next section's question.")
+
+
+def test_transfer_claim_needs_random_and_other_classes_beaten():
+    accuracy, confidence = _means(_scores())  # class pathway 95.0%, 0.90; random 0.50
+    specific = np.array([[95.0, 20.0], [30.0, 95.0]]), np.array([[0.9, 0.2], [0.3, 0.9]])
+    strong = R.transfer_claim(accuracy, confidence, *specific, epochs=60)
+    assert strong.startswith("The transfer claim holds on this model:")
+    assert "(probability of the true class 0.90 against 0.50)" in strong
+    assert "other classes (25.0%, probability 0.25, against 95.0%, 0.90)." in strong
+    assert "epoch" not in strong  # trained as long as the full profile
+    shared = np.array([[97.3, 96.0], [97.4, 97.3]]), np.array([[0.82, 0.78], [0.80, 0.82]])
+    weak = R.transfer_claim(accuracy, confidence, *shared, epochs=3, across_iou=0.9333)
+    assert weak.startswith("The transfer claim holds only weakly on this model:")
+    assert "another class's pathway does almost as well (96.7%, probability 0.79, against " in weak
+    assert (
+        "97.3%, 0.82); the generated pathways of two different classes overlap with IoU 0.933"
+        in weak
+    )
+    assert "nearly class-agnostic" in weak
+    assert weak.endswith(
+        "trained for 3 epochs, fewer than the `full` profile's 60, so this verdict may change "
+        "with longer training."
+    )
+    better = np.array([[0.70, 0.80], [0.80, 0.70]])
+    assert "does as well or better" in R.transfer_claim(accuracy, confidence, shared[0], better, 60)
+    assert "IoU" not in R.transfer_claim(accuracy, confidence, *shared, epochs=60)
+    near_random = _means(_scores(conf=(0.55, 0.5, 0.4, 0.3)))  # 0.05 above random
+    fails = R.transfer_claim(*near_random, *specific, epochs=1, full_epochs=60)
+    assert fails.startswith("The transfer claim does not hold on this model:")
+    assert "trained for 1 epoch, fewer" in fails
 
 
 # --------------------------------------------------------------------------------- cross-class
