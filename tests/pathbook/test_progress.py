@@ -48,7 +48,8 @@ def built(tmp_path_factory) -> tuple[Path, str]:
     with pytest.MonkeyPatch.context() as mp:
         terminal = io.StringIO()
         mp.setattr(sys, "stderr", terminal)
-        assert pathbook(root, "build", "--no-html", "-j", "2") == 0
+        code = pathbook(root, "build", "--no-html", "-j", "2")
+        assert code == 0, terminal.getvalue()[-4000:]  # what went wrong, if anything
     return root, terminal.getvalue()
 
 
