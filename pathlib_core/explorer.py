@@ -12,9 +12,11 @@ ipywidgets controls to them for a live Jupyter session (ipywidgets is imported o
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -427,6 +429,37 @@ def png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
+_PNG_FRAME = re.compile(r'"data:image/png;base64,([^"]*)"')
+
+
+def _palette_png(match: re.Match) -> str:
+    from PIL import Image
+
+    encoded = re.sub(r"\\\n|\s", "", match.group(1))  # the player breaks lines with a backslash
+    picture = Image.open(io.BytesIO(base64.b64decode(encoded))).convert("RGB")
+    buffer = io.BytesIO()
+    picture.quantize(256).save(buffer, format="PNG", optimize=True)
+    return f'"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"'
+
+
+def slider(views: Sequence[View], sparsities: Sequence[float], title: str, *, photo: bool) -> Any:
+    """The static book's slider over a sweep's ``views`` (at ``sparsities``): each drawn as by
+    ``draw`` and played by ``plotting.scrubber``. Photographs' frames are JPEG; the digits'
+    flat-coloured frames are 256-colour PNG (indistinguishable here, a third of the bytes), so
+    that a full-profile page stays a few megabytes."""
+    from IPython.display import HTML
+
+    size = (9.6, 3.4) if photo else (7.2, 2.8)
+    player = plotting.scrubber(
+        [draw(view, size=size) for view in views],
+        [f"sparsity {sparsity:g}" for sparsity in sparsities],
+        title=title,
+        size=size[0],
+        frame_format="jpeg" if photo else "png",
+    )
+    return HTML(_PNG_FRAME.sub(_palette_png, player.data))
+
+
 def live_allowed() -> bool:
     """False when ``pathbook`` executes the notebook (the book or ``pathbook run``): nobody is
     there to move a control, and the static book carries no widget JavaScript."""
@@ -572,4 +605,5 @@ __all__ = [
     "live_allowed",
     "photo_subjects",
     "png",
+    "slider",
 ]

@@ -87,6 +87,41 @@ def test_sweep_and_cache(tool):
         again.probabilities[0] = 1.0  # shared by every view of the image
 
 
+def _frames(html):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    found = re.findall(r'"data:image/(png|jpeg);base64,([^"]*)"', html)
+    return [
+        Image.open(io.BytesIO(base64.b64decode(re.sub(r"\\\n|\s", "", data)))) for _, data in found
+    ]
+
+
+def test_slider_plays_the_drawn_views_in_palette_frames(tool):
+    image = list(tool.subjects)[0]
+    sparsities = [0.0, 0.5, 0.9]
+    views = tool.sweep(image, sparsities, "NeuronMCT")
+    html = explorer.slider(views, sparsities, "a title", photo=False).data
+    frames = _frames(html)
+    assert len(frames) == 3 and all(f.format == "PNG" and f.mode == "P" for f in frames)
+    assert 'src="http' not in html  # plays offline
+    plain = plotting.scrubber(  # the same player without the palette
+        [explorer.draw(v, size=(7.2, 2.8)) for v in views],
+        [f"sparsity {s:g}" for s in sparsities],
+        title="a title",
+        size=7.2,
+    )
+    for frame, reference in zip(frames, _frames(plain.data), strict=True):
+        played, drawn = (np.asarray(f.convert("RGB"), float) for f in (frame, reference))
+        assert played.shape == drawn.shape
+        assert np.abs(played - drawn).mean() < 1  # faithful up to the palette
+    first, last = (np.asarray(frames[i].convert("L"), float) for i in (0, 2))
+    assert np.abs(first - last).mean() > 1  # and the sparsities differ
+
+
 def _snapshot(widget):
     shown, saliency, kept = widget.figure.axes
     return {
