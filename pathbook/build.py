@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import nbformat
 from tqdm.auto import tqdm
 
-from . import edition
+from . import colophon, edition
 from . import parameters as params
 from .devices import DEVICE_PARAMETER, DeviceSlots, require_devices, with_device
 from .fingerprint import core_files, explain_changes, fingerprint, module_sources
@@ -177,6 +177,7 @@ def _stamp(
         "modules": outcome.modules,
         "executed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(outcome.seconds, 2),
+        "peak_memory_bytes": outcome.peak_memory,
         "figures": figures,
     }
     atomic_write_text(project.stamp_of(item.chapter), json.dumps(record, indent=1))
@@ -263,6 +264,7 @@ def build_html(project: Project) -> None:
     missing = [c.name for c in project.chapters.values() if not project.output_of(c).exists()]
     if missing:
         raise PathbookError(f"cannot build the HTML: no output yet for {', '.join(missing)}.")
+    colophon.write(project)
     command = [
         sys.executable,
         "-c",

@@ -318,7 +318,9 @@ def save(
         "date": stamp.get("executed_at"),
         "device": device_of(project, chapter, stamp.get("device")),
         "seconds": round(seconds if seconds is not None else stamp.get("seconds", 0.0), 1),
-        "peak_memory_bytes": peak_memory,
+        "peak_memory_bytes": peak_memory
+        if peak_memory is not None
+        else stamp.get("peak_memory_bytes"),
         "pathbook": {"pipeline": PIPELINE_VERSION, "version": _version()},
         "notebook_sha256": notebook_digest(text),
         "figures": figures,
@@ -337,7 +339,7 @@ def save_run(project: Project, item: Plan, profile: str, outcome: Outcome) -> En
 # --- using an entry --------------------------------------------------------------------------
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
@@ -361,7 +363,7 @@ def summary(record: dict[str, Any]) -> str:
         machine += f" ({detail})"
     parts = [f"{where}, {(record.get('date') or 'an unknown date')[:10]}, {machine}"]
     if record.get("seconds"):
-        parts.append(_duration(record["seconds"]))
+        parts.append(duration(record["seconds"]))
     if record.get("peak_memory_bytes"):
         parts.append(f"peak memory {record['peak_memory_bytes'] / 1e9:.1f} GB")
     return ", ".join(parts)
@@ -458,6 +460,7 @@ def publish(
         "modules": record.get("modules"),
         "executed_at": record.get("date"),
         "seconds": record.get("seconds", 0.0),
+        "peak_memory_bytes": record.get("peak_memory_bytes"),
         "figures": sorted(wanted),
         "edition": entry.run.relative_to(project.root).as_posix(),
     }

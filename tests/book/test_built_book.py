@@ -27,6 +27,16 @@ def test_every_chapter_has_a_page_with_its_figures_and_their_provenance(built_bo
         assert "_downloads/" in page and f"{name}.ipynb" in page, "no download of the source"
 
 
+def test_the_introduction_says_which_edition_this_is(built_book):
+    project = load_project(built_book)
+    page = (built_book / "_build" / "html" / "book" / "intro.html").read_text()
+    text = re.sub(r"<[^>]+>", "", page)
+    assert "You are reading the quick edition." in text
+    for name in project.chapters:  # one linked row per chapter, each the quick profile
+        row = re.search(rf'href="generated/{name}.html".*?</tr>', page, re.S)
+        assert row and "<code" in row.group(0) and "quick" in row.group(0), name
+
+
 def test_mathjax_is_served_from_the_book(built_book):
     html_root = built_book / "_build" / "html"
     page = (html_root / "book" / "intro.html").read_text()

@@ -260,3 +260,50 @@ def test_the_run_record_names_the_commit_and_a_dirty_tree(root, monkeypatch):
     assert module.commit_of(project) == {"sha": "0123456789abcdef", "dirty": False}
     summary = module.summary({"commit": {"sha": "0123456789abcdef", "dirty": True}})
     assert "commit 0123456789ab with uncommitted changes" in summary
+
+
+def _colophon(root: Path) -> str:
+    from pathbook import colophon
+    from pathbook.project import load_project
+
+    return colophon.text(load_project(root))
+
+
+def _table(text: str) -> dict[str, list[str]]:
+    """Colophon table rows by chapter name: [profile, computed, on, wall time, peak memory]."""
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| {doc}"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0].split("/")[-1].rstrip("`")] = cells[1:]
+    return rows
+
+
+def test_the_colophon_says_which_edition_the_reader_reads(root, cli, runs):
+    assert cli(root, "build", "--profile", "quick", "--no-html") == 0
+    quick = _colophon(root)
+    assert quick.startswith("**You are reading the quick edition.**")
+    assert "not the papers' scale" in quick and "full edition" not in quick  # none committed yet
+    rows = _table(quick)
+    assert sorted(rows) == ["a", "b"] and all(r[0] == "`quick`" for r in rows.values())
+    assert all(r[2].startswith("cpu (") and r[4] == "0.1 GB" for r in rows.values())
+
+    assert cli(root, "build", "--profile", "full", "--no-html") == 0
+    fresh_clone(root)
+    assert cli(root, "build", "--profile", "full", "--no-execute", "--no-html") == 0
+    full = _colophon(root)
+    assert full.startswith("**You are reading the full edition.**")
+    assert "without executing a notebook" in full
+    record = json.loads((edition(root) / "a.run.json").read_text())
+    assert _table(full)["a"] == [
+        "`full`",
+        record["date"][:10],
+        f"cpu ({record['device']['cpu']})",
+        f"{record['seconds']:.0f} s",
+        "0.1 GB",
+    ]
+
+    assert cli(root, "build", "--profile", "quick", "--only", "b", "--no-html") == 0
+    mixed = _colophon(root)
+    assert mixed.startswith("**This build mixes profiles** (1 the `full` profile, 1 the `quick`")
+    assert _table(mixed)["a"][0] == "`full`" and _table(mixed)["b"][0] == "`quick`"
