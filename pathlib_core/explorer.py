@@ -123,7 +123,7 @@ def digit_subjects(
     chosen = data.interleaved_by_class(labels, n).tolist()
     return [
         Subject(
-            f"digit {i} (a {int(labels[i])})",
+            f"test digit {i} (class {int(labels[i])})",
             model,
             images[i : i + 1],
             data.mnist_to_display(images[i]),

@@ -111,3 +111,60 @@ def spread_sentence(views: Sequence[View], name: str, label: str, near: float = 
             else "the sites keep similar shares."
         )
     )
+
+
+def _ranges(values: Sequence[float], sparsities: Sequence[float]) -> list[tuple[int, int]]:
+    """Index ranges [i, j] (j > i) of consecutive sparsities above 0 with equal kept shares."""
+    found, start = [], None
+    for i in range(1, len(values)):
+        same = i > 1 and np.isclose(values[i], values[i - 1], rtol=0.0, atol=1e-9)
+        if same and start is None:
+            start = i - 1
+        if start is not None and (not same or i == len(values) - 1):
+            found.append((start, i if same else i - 1))
+            start = None
+    return found
+
+
+def unchanged_sentence(sweeps: Sweeps, sparsities: Sequence[float]) -> str:
+    """How far the kept share falls below its bound ``1 - s`` (neurons that score exactly zero
+    are never kept, ties at the threshold leave together) and which consecutive sparsities give
+    one and the same pathway, so that their grid panels and slider frames repeat it."""
+    steps = [
+        (1 - s - v.kept_overall, name, label, s, v.kept_overall)
+        for (name, label), views in sweeps.items()
+        for s, v in zip(sparsities, views, strict=True)
+        if s > 0 and v.kept_overall is not None
+    ]
+    if not steps:
+        return "No sweep has a pathway above sparsity 0."
+    gap, name, label, s, kept = max(steps)
+    below = sum(step[0] > 0.01 for step in steps)
+    text = (
+        f"The kept share falls more than a point below its bound 1 − s in {below} of the "
+        f"{len(steps)} steps above sparsity 0"
+    )
+    text += (
+        f"; the widest gap: {name}, {label} keeps {100 * kept:.2f}% at s = {s:g} (bound "
+        f"{100 * (1 - s):.0f}%), because neurons whose score (contribution or DGR gate) is "
+        "exactly zero are never kept and neurons tied at the threshold leave together."
+        if below
+        else "."
+    )
+    plateaus = [
+        (j - i, name, label, i, j, views[i].kept_overall)
+        for (name, label), views in sweeps.items()
+        if views[0].kept_overall is not None
+        for i, j in _ranges([v.kept_overall for v in views], sparsities)
+    ]
+    if not plateaus:
+        return text + " Every step of every sweep changes the pathway."
+    width, name, label, i, j, kept = max(plateaus, key=lambda p: p[0])
+    swept = {key for key in sweeps if sweeps[key][0].kept_overall is not None}
+    return text + (
+        f" In {len({(p[1], p[2]) for p in plateaus})} of the {len(swept)} sweeps, consecutive "
+        "sparsities give the same pathway (the same kept share, so the same map and bars): a "
+        "repeated value in a row of the table above is a repeated panel in the grid and frame in "
+        f"the slider. The longest run: {name}, {label} keeps {100 * kept:.2f}% from "
+        f"s = {sparsities[i]:g} to {sparsities[j]:g}."
+    )

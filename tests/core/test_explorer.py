@@ -223,7 +223,7 @@ def test_the_models_are_left_untouched(mnist_model):
 
 def test_bad_input_fails_clearly(tool, mnist_model):
     image = list(tool.subjects)[0]
-    with pytest.raises(ValueError, match="unknown image 'cat'; choose one of 'digit"):
+    with pytest.raises(ValueError, match="unknown image 'cat'; choose one of 'test digit"):
         tool.state("cat")
     with pytest.raises(ValueError, match="did you mean 0.9"):
         tool.state(image, sparsity=90)

@@ -98,3 +98,30 @@ def test_spread_sentence_uses_the_view_nearest_0_9():
     assert uneven.endswith("far from evenly over the depth.")
     even = report.spread_sentence(_views(digit, "NeuronMCT", [0.2, 0.25, 0.3]), "d", "NeuronMCT")
     assert even.endswith("the sites keep similar shares.")
+
+
+def test_unchanged_sentence_finds_the_gap_and_the_repeated_pathways():
+    digit = _subject("digit 3", False)
+    sparsities = [0.0, 0.3, 0.5, 0.7, 0.9]
+    views = [
+        View(State("digit 3", "DGR", s), digit, np.zeros((6, 6)), {"relu1": k}, k, 1, np.ones(3))
+        for s, k in zip(sparsities, [1.0, 0.2, 0.2, 0.2, 0.095], strict=True)
+    ]
+    tight = [
+        View(
+            State("digit 3", "PathwayGradient", s),
+            digit,
+            np.zeros((6, 6)),
+            {"r": 1 - s},
+            1 - s,
+            1,
+            np.ones(3),
+        )
+        for s in sparsities
+    ]
+    text = report.unchanged_sentence({("digit 3", "DGR"): views}, sparsities)
+    assert "in 3 of the 4 steps above sparsity 0" in text  # all but s = 0.9 (9.5% of a 10% bound)
+    assert "digit 3, DGR keeps 20.00% at s = 0.3 (bound 70%)" in text
+    assert "In 1 of the 1 sweeps" in text and "keeps 20.00% from s = 0.3 to 0.7." in text
+    none = report.unchanged_sentence({("d", "NeuronMCT"): tight}, sparsities)
+    assert "in 0 of the 4 steps" in none and none.endswith("changes the pathway.")
