@@ -1,7 +1,9 @@
-"""Which edition the reader is reading: `book/generated/colophon.md`, written before every HTML
-build from the chapters' stamps (and, for a chapter published from an edition, its run record),
-and included by the introduction. The sentence and the table follow the build, so nobody has to
-keep a hand-written "this is the quick profile" in step with what was published."""
+"""Which edition the reader is reading, and what each profile costs: `book/generated/colophon.md`
+(from the chapters' stamps and, for a chapter published from an edition, its run record; the
+introduction includes it) and `book/generated/costs.md` (from `profiles.yml`'s measured seconds
+and the committed edition's run records; the reproduce page includes it), both written before
+every HTML build. They follow the build and the records, so nobody has to keep a hand-written
+"this is the quick profile" or a table of timings in step with what was published."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from .edition import duration
 from .project import Project
 
 NAME = "colophon.md"
+COSTS = "costs.md"
 
 WHAT = {
     "quick": "small samples that check in minutes that the pipeline still runs and still shows "
@@ -135,14 +138,55 @@ def text(project: Project) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(project: Project) -> Path:
-    """Write `book/generated/colophon.md` if its text changed (a rewrite would make Sphinx
-    rebuild the introduction for nothing); returns its path."""
+def costs_text(project: Project) -> str:
+    """Per chapter: the `quick` profile's measured time (`profiles.yml`) and the `full` edition's
+    run (time, peak memory, device, date), with totals."""
+    lines = [
+        "| chapter | `quick` | `full`: wall time | `full`: peak memory | `full`: ran on |",
+        "|---|---|---|---|---|",
+    ]
+    quick_total, full_total, held = 0.0, 0.0, 0
+    for name, chapter in project.chapters.items():
+        quick = chapter.seconds.get("quick")
+        quick_total += quick or 0.0
+        path = project.edition_of("full") / f"{name}.run.json"
+        record = json.loads(path.read_text()) if path.is_file() else None
+        if record:
+            held += 1
+            full_total += record.get("seconds") or 0.0
+            device = record.get("device", {})
+            detail = device.get("gpu") or device.get("cpu")
+            machine = f"{device.get('type', 'cpu')} ({detail})" if detail else device.get("type")
+            full = [
+                duration(record["seconds"])
+                if record.get("seconds") is not None
+                else "not recorded",
+                _memory(record.get("peak_memory_bytes")),
+                f"{machine}, {(record.get('date') or '')[:10]}",
+            ]
+        else:
+            full = ["not in the edition yet", "", ""]
+        lines.append(
+            f"| {{doc}}`/book/generated/{name}` | "
+            f"{duration(quick) if quick else 'not measured'} | " + " | ".join(full) + " |"
+        )
+    lines.append(
+        f"| **all {len(project.chapters)}** | {duration(quick_total)} | "
+        f"{duration(full_total)} ({held} of {len(project.chapters)}) | | |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, content: str) -> None:
+    """Write if the text changed (a rewrite would make Sphinx rebuild its page for nothing)."""
     from .execute import atomic_write_text
 
-    path = project.generated / NAME
-    content = text(project)
     if not path.is_file() or path.read_text() != content:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, content)
-    return path
+
+
+def write(project: Project) -> None:
+    """Write `book/generated/colophon.md` and `book/generated/costs.md`."""
+    _write(project.generated / NAME, text(project))
+    _write(project.generated / COSTS, costs_text(project))

@@ -307,3 +307,25 @@ def test_the_colophon_says_which_edition_the_reader_reads(root, cli, runs):
     mixed = _colophon(root)
     assert mixed.startswith("**This build mixes profiles** (1 the `full` profile, 1 the `quick`")
     assert _table(mixed)["a"][0] == "`full`" and _table(mixed)["b"][0] == "`quick`"
+
+
+def test_the_costs_table_reads_the_measured_quick_times_and_the_edition(make_project, cli, runs):
+    code = 'device = "cpu"\nn = 3'
+    entries = {n: {"quick": {}, "full": {"n": 9}, "seconds": {"quick": 200}} for n in "ab"}
+    root = make_project({"a": code, "b": code}, entries)
+    from pathbook import colophon
+    from pathbook.project import load_project
+
+    before = _table(colophon.costs_text(load_project(root)))
+    assert before["a"] == ["3 min", "not in the edition yet", "", ""]
+    assert cli(root, "build", "--profile", "full", "--only", "a", "--no-html") == 0
+    text = colophon.costs_text(load_project(root))
+    record = json.loads((edition(root) / "a.run.json").read_text())
+    assert _table(text)["a"] == [
+        "3 min",
+        f"{record['seconds']:.0f} s",
+        "0.1 GB",
+        f"cpu ({record['device']['cpu']}), {record['date'][:10]}",
+    ]
+    assert _table(text)["b"][1] == "not in the edition yet"
+    assert "| **all 2** | 7 min |" in text and "(1 of 2)" in text
