@@ -36,7 +36,7 @@ import nbformat
 
 from .fingerprint import PIPELINE_VERSION, _digest, explain_changes, fingerprint
 from .project import EDITION_PROFILES, Chapter, PathbookError, Project
-from .prose import HEADER_TAG, insert_header, merge_text
+from .prose import HEADER_TAG, insert_header, merge_text, present_parameters
 
 if TYPE_CHECKING:
     from .build import Plan
@@ -434,6 +434,7 @@ def publish(
         nb, merged = merge_text(chapter.source, entry.notebook), True
     except PathbookError:  # its code changed since: the page is the entry's, as it ran
         nb, merged = nbformat.read(entry.notebook, as_version=4), False
+        present_parameters(nb)
     _with_note(nb, header_note(entry, comparison))
     output = project.output_of(chapter)
     text = nbformat.writes(nb)

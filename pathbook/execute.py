@@ -20,7 +20,7 @@ from pathlib_core.cache import atomic_write
 from pathlib_core.plotting import CONTEXT_VARIABLE  # the variable save_figure reads
 
 from .project import Chapter, Project
-from .prose import HEADER_TAG, insert_header
+from .prose import HEADER_TAG, insert_header, present_parameters
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a kernel's torch reads them at start
 TQDM_INTERVAL = "TQDM_MININTERVAL"  # tqdm (>= 4.66) reads its defaults from TQDM_* variables
@@ -79,6 +79,7 @@ def strip_stderr(nb: nbformat.NotebookNode) -> int:
 def _publish_notebook(executed: Path, destination: Path, header: nbformat.NotebookNode | None):
     nb = nbformat.read(executed, as_version=4)
     strip_stderr(nb)
+    present_parameters(nb)
     if header is not None:
         insert_header(nb, header)
     atomic_write_text(destination, nbformat.writes(nb))

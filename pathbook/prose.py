@@ -8,6 +8,9 @@ jupyter-cache does. Torch-free: ``pathbook status`` and a text-only build need n
 
 from __future__ import annotations
 
+import ast
+import io
+import tokenize
 from pathlib import Path
 
 import nbformat
@@ -33,6 +36,53 @@ def insert_header(nb: nbformat.NotebookNode, header: nbformat.NotebookNode) -> N
         -1,
     )
     nb.cells.insert(first_heading + 1, header)
+
+
+INJECTED_FIRST_LINE = "# The values this page ran with, where they differ from the defaults above"
+
+
+def _comments(code: str) -> dict[str, str]:
+    """Each top-level assignment's trailing comment (on the line where its value ends)."""
+    try:
+        tree = ast.parse(code)
+        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (SyntaxError, tokenize.TokenError):
+        return {}
+    on_line = {t.start[0]: t.string for t in tokens if t.type == tokenize.COMMENT}
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and node.end_lineno in on_line:
+                found[target.id] = on_line[node.end_lineno]
+    return found
+
+
+def present_parameters(nb: nbformat.NotebookNode) -> None:
+    """Make papermill's injected cell say what it is: a first line saying these are the values
+    the page ran with, and each parameter's comment from the defaults cell. The page otherwise
+    shows the notebook's defaults first (the `quick` values) and a bare list of overrides after
+    them. Only the injected cell changes (never compared with the source), so this is safe to
+    repeat."""
+    defaults = next((c for c in nb.cells if "parameters" in _tags(c)), None)
+    injected = next((c for c in nb.cells if INJECTED_TAG in _tags(c)), None)
+    if defaults is None or injected is None:
+        return
+    comments = _comments(defaults.source)
+    try:
+        tree = ast.parse(injected.source)
+    except SyntaxError:
+        return
+    lines = [INJECTED_FIRST_LINE]
+    for node in tree.body:
+        statement = ast.get_source_segment(injected.source, node) or ""
+        name = (
+            node.targets[0].id
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+            else None
+        )
+        lines.append(f"{statement}  {comments[name]}" if name in comments else statement)
+    injected.source = "\n".join(lines) + "\n"
 
 
 def merge_text(source: Path, published: Path) -> nbformat.NotebookNode:
@@ -70,4 +120,5 @@ def merge_text(source: Path, published: Path) -> nbformat.NotebookNode:
     old.cells = cells
     for cell in header:
         insert_header(old, cell)
+    present_parameters(old)
     return old

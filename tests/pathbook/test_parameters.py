@@ -50,3 +50,35 @@ def test_cli_values_are_yaml():
 def test_validate_returns_all_values_with_defaults(tmp_path):
     path = make(tmp_path, 'sparsity = 0.9\nsteps = 10\nnames = ["a", "b"]')
     assert validate("t", path, {"steps": 3}) == {"sparsity": 0.9, "steps": 3, "names": ["a", "b"]}
+
+
+def test_the_injected_cell_says_it_holds_the_values_the_page_ran_with():
+    from pathbook.prose import INJECTED_FIRST_LINE, present_parameters
+
+    defaults = nbformat.v4.new_code_cell(
+        "# Parameters (the `quick` profile)\n"
+        "n = 3  # digits drawn\n"
+        "ks = [\n    1,\n    2,\n]  # steps, over lines\n"
+        'name = "a#b"  # a string holding a hash\n'
+        "bare = 1\n"
+    )
+    defaults.metadata["tags"] = ["parameters"]
+    injected = nbformat.v4.new_code_cell(
+        '# Parameters\nn = 10\nks = [4, 5]\nname = "c"\nbare = 2\n'
+    )
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb = nbformat.v4.new_notebook(cells=[defaults, injected])
+    present_parameters(nb)
+    assert injected.source.splitlines() == [
+        INJECTED_FIRST_LINE,
+        "n = 10  # digits drawn",
+        "ks = [4, 5]  # steps, over lines",
+        'name = "c"  # a string holding a hash',
+        "bare = 2",
+    ]
+    once = injected.source
+    present_parameters(nb)
+    assert injected.source == once and defaults.source.startswith("# Parameters (the `quick`")
+    alone = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    present_parameters(alone)  # nothing injected: nothing to say
+    assert alone.cells[0].source == "x = 1"
