@@ -1,9 +1,10 @@
-"""Which edition the reader is reading, and what each profile costs: `book/generated/colophon.md`
-(from the chapters' stamps and, for a chapter published from an edition, its run record; the
-introduction includes it) and `book/generated/costs.md` (from `profiles.yml`'s measured seconds
-and the committed edition's run records; the reproduce page includes it), both written before
-every HTML build. They follow the build and the records, so nobody has to keep a hand-written
-"this is the quick profile" or a table of timings in step with what was published."""
+"""Which edition the reader is reading, and what each profile costs, as Markdown fragments in
+`book/generated/` written before every HTML build: `edition.md` (a lead) and `colophon.md` (a
+table per chapter), from the chapters' stamps and, for a chapter published from an edition, its
+run record, both included by the introduction; `costs.md`, from `profiles.yml`'s measured
+seconds and the committed edition's run records, included by the reproduce page. They follow the
+build and the records, so nobody keeps a hand-written "this is the quick profile" or a table of
+timings in step with what was published."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from . import edition
 from .edition import duration
 from .project import Project
 
-NAME = "colophon.md"
-COSTS = "costs.md"
+LEAD = "edition.md"  # the introduction's first lines
+NAME = "colophon.md"  # its table, in the introduction's last section
+COSTS = "costs.md"  # the reproduce page's table
 
 WHAT = {
     "quick": "small samples that check in minutes that the pipeline still runs and still shows "
@@ -87,7 +89,7 @@ def _lead(project: Project, rows: list[Row]) -> str:
         )
         return (
             f"**This build mixes profiles** ({counts}): compare numbers across chapters only "
-            "within one profile. The table says which chapter ran which."
+            "within one profile. The table at the end of this page says which chapter ran which."
         )
     profile = profiles[0]
     lead = f"**You are reading the {profile} edition.** Every chapter ran the `{profile}` profile"
@@ -106,34 +108,44 @@ def _lead(project: Project, rows: list[Row]) -> str:
                 f"{len(project.chapters)} chapters so far ({duration(seconds)} of computing in "
                 "all) and is built with `pathbook build --profile full --no-execute`."
             )
-    return lead + " {doc}`/book/reproduce` says what each profile costs and how to rebuild it."
+    return lead + (
+        " The last section of this page says when and where each chapter ran; "
+        "{doc}`/book/reproduce` says what each profile costs and how to rebuild it."
+    )
 
 
 def _memory(value: int | None) -> str:
     return f"{value / 1e9:.1f} GB" if value else "not recorded"
 
 
-def text(project: Project) -> str:
-    """The colophon's Markdown: a lead saying which edition this is, and a table per chapter."""
+def lead_text(project: Project) -> str:
+    """One paragraph for the top of the introduction: which edition this is."""
+    return _lead(project, [_row(project, name) for name in project.chapters]) + "\n"
+
+
+def table_text(project: Project) -> str:
+    """Each chapter's profile, date, wall time and peak memory (and device, when they differ),
+    with the total."""
     rows = [_row(project, name) for name in project.chapters]
+    devices = sorted({row.device for row in rows})
+    several = len(devices) > 1
     lines = [
-        _lead(project, rows),
-        "",
-        "| chapter | profile | computed | on | wall time | peak memory |",
-        "|---|---|---|---|---|---|",
+        "| chapter | profile | computed |" + (" on |" if several else "") + " wall time | "
+        "peak memory |",
+        "|---|---|---|" + ("---|" if several else "") + "---|---|",
     ]
     for row in rows:
         seconds = duration(row.seconds) if row.seconds is not None else "not recorded"
         lines.append(
             f"| {{doc}}`/book/generated/{row.chapter}` | `{row.profile}` | {row.date} | "
-            f"{row.device} | {seconds} | {_memory(row.peak_memory)} |"
+            + (f"{row.device} | " if several else "")
+            + f"{seconds} | {_memory(row.peak_memory)} |"
         )
     total = sum(row.seconds or 0.0 for row in rows)
-    devices = sorted({row.device for row in rows})
     lines += [
         "",
         f"In all, {duration(total)} of computing on {' and '.join(devices)}: each chapter's own "
-        "time, measured by pathbook around its kernel (chapters may have run side by side).",
+        "wall time, measured by pathbook around its kernel (chapters may have run side by side).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -187,6 +199,7 @@ def _write(path: Path, content: str) -> None:
 
 
 def write(project: Project) -> None:
-    """Write `book/generated/colophon.md` and `book/generated/costs.md`."""
-    _write(project.generated / NAME, text(project))
+    """Write the three fragments into `book/generated/`."""
+    _write(project.generated / LEAD, lead_text(project))
+    _write(project.generated / NAME, table_text(project))
     _write(project.generated / COSTS, costs_text(project))
