@@ -195,7 +195,7 @@ def _run_worker(
         "content_hash": content_hash,
         "figure_dir": str(work / "figures"),
     }
-    env = {**os.environ, CONTEXT_VARIABLE: json.dumps(context)}
+    env = {**os.environ, CONTEXT_VARIABLE: json.dumps(context), "PATHBOOK_PARENT": str(os.getpid())}
     if threads:
         for variable in THREAD_VARIABLES:
             env.setdefault(variable, str(threads))

@@ -7,9 +7,11 @@ the executed notebook to the job's temporary path and a result JSON; it never to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -224,7 +226,48 @@ def main(job_path: str, terminal: IO[str] | None = None) -> int:
     return 0 if result["ok"] else 1
 
 
+def _children() -> list[int]:
+    """This process's children (Linux: from /proc; elsewhere none are found)."""
+    mine, found = os.getpid(), []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == mine:
+            found.append(int(entry.name))
+    return found
+
+
+def _stop(signum: int, _frame: object) -> None:
+    """Stop the kernel with this worker. jupyter_client starts it in a session of its own, so a
+    signal to pathbook or to this worker does not reach it, and a kernel left behind would
+    compute on for hours; its whole process group is ended."""
+    for pid in _children():
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGTERM)
+            else:
+                os.kill(pid, signal.SIGTERM)
+    os._exit(128 + signum)
+
+
+def stop_with_parent(parent: int) -> None:
+    """End this worker and its kernel on SIGTERM or SIGINT, and (Linux) when `parent`, the
+    pathbook process, dies, however it dies."""
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: rely on the signals
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the line above
+        _stop(signal.SIGTERM, None)
+
+
 if __name__ == "__main__":
+    stop_with_parent(int(os.environ.get("PATHBOOK_PARENT", os.getppid())))
     # stdout is the pipe to pathbook's terminal: keep it for the progress lines, and send every
     # other output of this process and of the kernel it starts (fd 1 and 2) to the log (stderr)
     _terminal = os.fdopen(os.dup(1), "w", buffering=1)
