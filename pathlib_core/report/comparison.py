@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from .. import plotting, pruning
 from ..kinds import ACTIVE, COLOURS, COMPARED, CONTRIBUTION, WHOLE
 from ..pathway import Pathway
+from ..plotting import _numpy
 from .text import markdown_table, pct
 
 Paths = Mapping[float, Mapping[str, Pathway]]
@@ -164,7 +165,7 @@ def _nanmean(values: Tensor) -> float:
     of a site: drawn as a missing point, not worth a warning)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return float(np.nanmean(values.numpy()))
+        return float(np.nanmean(_numpy(values)))
 
 
 def dead_shares(

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import paper_numbers
-from ..plotting import method_style
+from ..plotting import _numpy, method_style
 from .text import markdown_table
 
 PAPER_NAME = {ours: paper for paper, ours in paper_numbers.REGISTRY_NAME.items()}
@@ -91,8 +91,8 @@ def curve_panel(ax, order: str, by_method: Mapping[str, Any], style: Mapping | N
     first = 1 if order == "lerf" else 0
     for name, curve in by_method.items():
         ax.plot(
-            100 * curve.fractions.numpy()[first:],
-            curve.mean_change.numpy()[first:],
+            100 * _numpy(curve.fractions)[first:],
+            _numpy(curve.mean_change)[first:],
             marker=".",
             label=name,
             **(style[name] if style is not None else method_style(name)),
@@ -286,8 +286,8 @@ def sensitivity_figure(results: Mapping[str, Any], title: str):
     fig, ax = plt.subplots(figsize=(7, 4))
     for method, result in results.items():
         ax.plot(
-            result.ns.numpy(),
-            result.mean.numpy(),
+            _numpy(result.ns),
+            _numpy(result.mean),
             marker=".",
             label=method,
             **method_style(method),
@@ -454,7 +454,7 @@ def roar_figure(results: Mapping[str, Any], names: Sequence[str]):
         result = results[mode]
         xs = 100 * np.array(result.fractions)
         for name in names:
-            mean, std = result.mean(name).numpy(), result.std(name).numpy()
+            mean, std = _numpy(result.mean(name)), _numpy(result.std(name))
             ax.errorbar(
                 xs,
                 100 * mean,

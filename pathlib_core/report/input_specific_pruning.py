@@ -23,6 +23,7 @@ from .. import plotting
 from ..evaluation.perturbation import PerturbationCurve
 from ..evaluation.sanity import SanityResult
 from ..evaluation.sensitivity import SensitivityN
+from ..plotting import _numpy
 from .evaluation import at_last, curve_panel
 from .sanity import SPEARMAN_ABS
 from .text import markdown_table
@@ -95,8 +96,8 @@ def groups_figure(groups: Groups, pixels: int, title: str, style: Mapping[str, M
     ):
         for method, result in results.items():
             ax.plot(
-                100 * result.ns.numpy() / pixels,
-                result.mean.numpy(),
+                100 * _numpy(result.ns) / pixels,
+                _numpy(result.mean),
                 marker=".",
                 label=method,
                 **style[method],
@@ -316,7 +317,7 @@ def sanity_figure(cascade: SanityResult, style: Mapping[str, Mapping]):
         axes, ["spearman_abs", "ssim"], [SPEARMAN_ABS, "SSIM"], strict=True
     ):
         for method in cascade.scores:
-            ax.plot(cascade.mean(method, metric).numpy(), marker=".", label=method, **style[method])
+            ax.plot(_numpy(cascade.mean(method, metric)), marker=".", label=method, **style[method])
         ax.set_xticks(
             range(len(cascade.stages)), cascade.stages, rotation=60, ha="right", fontsize=7
         )

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .. import paper_numbers, plotting
 from ..evaluation.sanity import SanityResult
+from ..plotting import _numpy
 from .text import markdown_table
 
 METRICS = ("spearman_abs", "ssim", "spearman", "hog")
@@ -44,7 +45,7 @@ def cascade_figure(result: SanityResult, title: str, metrics: Sequence[str] = ME
     for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
         for method in result.scores:
             ax.plot(
-                result.mean(method, metric).numpy(),
+                _numpy(result.mean(method, metric)),
                 marker=".",
                 label=method,
                 **plotting.method_style(method),
@@ -70,7 +71,7 @@ def cascade_maps_figure(result: SanityResult, sample: int = 0):
         raise ValueError("the result holds no maps; run cascading_randomisation(keep_maps=True).")
     shown = list(result.maps)
     stages = result.stages
-    images = [result.maps[m][s, sample].abs().numpy() for m in shown for s in range(len(stages))]
+    images = [_numpy(result.maps[m][s, sample].abs()) for m in shown for s in range(len(stages))]
     titles = [f"{s}" for s in stages] + [""] * (len(images) - len(stages))
     fig = plotting.image_grid(
         np.stack(images), titles=titles, ncols=len(stages), size=1.0, cmap="inferno"

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from torch import Tensor
 
-from ..plotting import CAP_PERCENTILE, image_grid, method_style, saliency_to_display
+from ..plotting import CAP_PERCENTILE, _numpy, image_grid, method_style, saliency_to_display
 from .text import markdown_table, pct
 
 __all__ = [
@@ -147,7 +147,7 @@ def sparsity_figure(
         1, 2, figsize=(10, 3.4), constrained_layout=True, gridspec_kw={"width_ratios": [3, 2]}
     )
     axes[0].boxplot(
-        [kept[classes == c].numpy() for c in range(n_classes)],
+        [_numpy(kept[classes == c]) for c in range(n_classes)],
         positions=range(n_classes),
         widths=0.6,
         flierprops={"markersize": 2},
