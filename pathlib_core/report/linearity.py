@@ -127,6 +127,44 @@ def _mostly(mask: Tensor) -> bool:
     return float(mask.double().mean()) > 0.5
 
 
+EVEN = (0.35, 0.65)
+"""A share of inputs between these bounds on which one pathway beats another is called about
+even (with 32 inputs, 12 to 20 of them)."""
+
+
+def _side(mask: Tensor) -> str:
+    """'larger', 'even' or 'smaller': how often the first pathway wins, against :data:`EVEN`."""
+    share = float(mask.double().mean())
+    return "larger" if share > EVEN[1] else "smaller" if share < EVEN[0] else "even"
+
+
+def _across(radii: Radii, kind: str, other: str) -> str:
+    """At which sparsities of the sweep ``kind``'s median neuron-kink radius is the larger one,
+    and by how much ``other``'s is larger where it is."""
+    shared = sorted(t for k, t in radii if k == kind and (other, t) in radii)
+    ratio = {
+        t: median(radii[other, t].neuron_radius) / max(median(radii[kind, t].neuron_radius), 1e-30)
+        for t in shared
+    }
+    behind = [t for t in shared if ratio[t] > 1]
+    if len(shared) < 2:
+        return ""
+    if not behind:
+        return f" {kind}'s median radius is the larger at every sparsity swept ({_list(shared)})."
+    ahead = [t for t in shared if ratio[t] <= 1]
+    return (
+        f" Over the sparsities swept, {kind}'s median radius is the larger at "
+        + (f"sparsity {_list(ahead)}" if ahead else "no sparsity")
+        + f" and {other}'s at {_list(behind)} (by "
+        + " to ".join(sorted({f"{ratio[t]:.2g}" for t in (behind[0], behind[-1])}, key=float))
+        + " times)."
+    )
+
+
+def _list(values: Sequence[float]) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
 def radius_summary(radii: Radii, s: float) -> str:
     """At sparsity ``s``, neuron kinks only: for how many digits the NeuronMCT pathway is linear
     on a larger ball than the whole network, a random pathway of the same sparsity and DGR
@@ -142,7 +180,8 @@ def radius_summary(radii: Radii, s: float) -> str:
     rnd = radii["Random", s].neuron_radius
     dgr = radii["DGR (init 1)", s].neuron_radius
     on_kink = radii[WHOLE, 0.0].radius == 0
-    over_whole, over_random, over_dgr = _mostly(mct > whole), _mostly(mct > rnd), _mostly(mct > dgr)
+    over_whole, over_random = _mostly(mct > whole), _mostly(mct > rnd)
+    versus_dgr = _side(mct > dgr)
     numbers = (
         f"Neuron kinks only, sparsity {s}: the NeuronMCT pathway's radius is larger than the "
         f"whole network's for {_of(mct > whole)} (median {median(mct):.3g} against "
@@ -150,14 +189,16 @@ def radius_summary(radii: Radii, s: float) -> str:
         f"{_of(mct > rnd)} (median {median(rnd):.3g}) and larger than the pruning objective's "
         f"for {_of(mct > dgr)} (median {median(dgr):.3g}). With max-pooling included, the whole "
         f"network has radius 0 for {_of(on_kink)}: equal values in a pooling window put the "
-        "input on a kink. "
+        f"input on a kink; the NeuronMCT pathway has radius 0 for "
+        f"{_of(radii['NeuronMCT', s].radius == 0)} and the random pathway for "
+        f"{_of(radii['Random', s].radius == 0)}. "
     )
     whole_clause = (
         "than the whole network and "
         if over_whole
         else "(though not consistently than the whole network) "
     )
-    if over_random and over_dgr:
+    if over_random and versus_dgr == "larger":
         verdict = (
             f"The contribution pathway is linear on a larger ball {whole_clause}than both a "
             "random pathway of the same sparsity and the pruning objective's pathway, as the "
@@ -167,9 +208,16 @@ def radius_summary(radii: Radii, s: float) -> str:
         verdict = (
             f"The contribution pathway is linear on a larger ball {whole_clause}than a random "
             "pathway of the same sparsity, so which neurons are removed matters, not only how "
-            "many; but not on a larger ball than the pruning objective's pathway, which removes "
-            "neurons by a different criterion. The gain comes from removing unimportant "
-            "neurons, by either criterion, not from the contribution criterion in particular."
+            "many; "
+            + (
+                "against the pruning objective's pathway, which removes neurons by a different "
+                "criterion, it is about even at this sparsity"
+                if versus_dgr == "even"
+                else "but the pruning objective's pathway, which removes neurons by a different "
+                "criterion, is linear on the larger ball"
+            )
+            + ". The gain comes from removing unimportant neurons, by either criterion, not from "
+            "the contribution criterion in particular."
         )
     else:
         verdict = (
@@ -181,8 +229,13 @@ def radius_summary(radii: Radii, s: float) -> str:
                 if over_whole
                 else " or than the whole network: the paper's argument is not borne out here"
             )
-            + (" (its radius does exceed the pruning objective's pathway's)." if over_dgr else ".")
+            + (
+                " (its radius does exceed the pruning objective's pathway's)."
+                if versus_dgr == "larger"
+                else "."
+            )
         )
+    verdict += _across(radii, "NeuronMCT", "DGR (init 1)")
     n = mct.numel()
     caveat = (
         f" These are {n} digits: even {n} of {n} happens by chance once in {2**n} if neither "
@@ -223,10 +276,17 @@ def probe_summary(
         np.nanmax(errors[:, twice]) <= 10 * max(inside, roundoff)
     )
     far = bool(beyond_cols.any()) and bool(np.nanmax(errors[:, beyond_cols]) > 100 * inside)
+    at_roundoff = inside <= 10 * roundoff
     return (
-        f"Inside the radius the largest error is {inside:.1e}, of the order of the round-off of "
-        f"the test itself (the cancellation in $f(x + \\delta) - f(x)$, up to {roundoff:.1e} "
-        "here). "
+        f"Inside the radius the largest error is {inside:.1e}"
+        + (
+            ", of the order of the round-off of the test itself (the cancellation in "
+            f"$f(x + \\delta) - f(x)$ alone is about {roundoff:.1e} here). "
+            if at_roundoff
+            else f", **more than ten times the test's own round-off** (about {roundoff:.1e}): "
+            "the first-order prediction is not exact inside the radius, which contradicts the "
+            "proposition. "
+        )
         + (
             "No kept neuron changes state. "
             if no_flips_inside
@@ -263,7 +323,7 @@ def profile_figure(
     """Median relative first-order error (left) and mean share of kept neurons flipped (right)
     against the distance, along random directions (solid) and the gradient (dashed), per kind;
     errors within 10x of round-off are not drawn. ``marker`` draws a vertical line there."""
-    fig, (ax_e, ax_f) = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    fig, (ax_e, ax_f) = plt.subplots(1, 2, figsize=(10.5, 4.4), layout="constrained")
     for kind, profile in profiles.items():
         colour = COLOURS[kind]
         random_error = profile.relative_error[:, :, :-1].median(dim=2).values
@@ -281,8 +341,11 @@ def profile_figure(
             ls="--",
             label=f"{kind}, gradient",
         )
-        ax_f.plot(radii, profile.flipped[:, :, :-1].mean(dim=(0, 2)), color=colour, marker=".")
-        ax_f.plot(radii, profile.flipped[:, :, -1].mean(dim=0), color=colour, ls="--")
+        for flipped, style in (
+            (profile.flipped[:, :, :-1].mean(dim=(0, 2)), {"marker": "."}),
+            (profile.flipped[:, :, -1].mean(dim=0), {"ls": "--"}),
+        ):  # no flip is not drawn: a log axis would show it as a plunge
+            ax_f.plot(radii, torch.where(flipped > 0, flipped, np.nan), color=colour, **style)
     for ax in (ax_e, ax_f):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -291,7 +354,7 @@ def profile_figure(
             ax.axvline(marker, color="tab:blue", lw=0.8, ls=":")
     ax_e.set_ylabel("median relative first-order error")
     ax_f.set_ylabel("mean share of kept neurons flipped")
-    ax_e.legend(fontsize=6, ncol=2)
+    fig.legend(fontsize=7, ncol=len(profiles), loc="outside lower center")  # off the data
     fig.suptitle(title)
     return fig
 

@@ -193,3 +193,42 @@ def test_relu6_note_follows_the_model():
 
     assert "Lite has ReLU6 units" in report.relu6_note(nn.Sequential(nn.ReLU6()), "Lite")
     assert "VGG-16 has no ReLU6" in report.relu6_note(nn.Sequential(nn.ReLU()), "VGG-16")
+
+
+def test_radius_summary_calls_an_even_split_even_and_sweeps_the_sparsities():
+    radii, _ = _setup(mct=1.0, whole=0.5, rnd=0.2, dgr=2.0)
+    text = report.radius_summary(radii, 0.5)
+    assert (
+        "the pruning objective's pathway, which removes neurons by a different criterion, " in text
+    )
+    assert "is linear on the larger ball" in text  # 0 of 4: clearly smaller
+    assert "NeuronMCT's median radius is the larger at no sparsity and DGR (init 1)'s at " in text
+    assert "0.5, 0.75 (by 2 times)" in text
+    radii["DGR (init 1)", 0.5] = _radius([9.0] * 4, [0.5, 0.5, 4.0, 4.0], [0.1, 5.0, 5.0, 5.0])
+    even = report.radius_summary(radii, 0.5)  # NeuronMCT (1.5) wins on 2 of the 4 digits
+    assert "it is about even at this sparsity" in even and "larger ball" in even
+    assert "larger at sparsity 0.5 and DGR (init 1)'s at 0.75" in even
+
+
+def test_probe_summary_does_not_call_a_large_error_round_off():
+    fractions = [0.5, 0.99, 2.0]
+    errors = np.array([[1e-12, 2e-12, 3e-12]])
+    text = report.probe_summary(fractions, errors, np.zeros((1, 3)), roundoff=1e-15)
+    assert "**more than ten times the test's own round-off** (about 1.0e-15)" in text
+    assert "of the order of the round-off" not in text
+
+
+def test_profile_figure_leaves_out_zero_flips():
+    n_radii, n_inputs, n_dirs = 3, 2, 3
+    profile = LinearityProfile(
+        torch.tensor([0.01, 0.1, 1.0]),
+        ["random", "random", "gradient"],
+        torch.full((n_inputs, n_radii, n_dirs), 1e-3, dtype=torch.float64),
+        torch.zeros(n_inputs, n_radii, n_dirs).index_fill_(1, torch.tensor([2]), 0.5),
+        torch.full((n_inputs, n_radii), 1e-9, dtype=torch.float64),
+        torch.ones(n_inputs),
+    )
+    fig = report.profile_figure({"NeuronMCT": profile}, [0.01, 0.1, 1.0], "toy")
+    flips = fig.axes[1].lines[0].get_ydata()
+    assert np.isnan(flips[:2]).all() and flips[2] == pytest.approx(0.5)
+    assert fig.legends and not fig.axes[0].get_legend()  # the legend is off the data
