@@ -325,3 +325,50 @@ def test_photo_budget_scales_lite0s_epsilon():
     assert report.photo_budget(25.0, images.LITE0, 448) == pytest.approx(50.0)
     with pytest.raises(ValueError, match="positive"):
         report.photo_budget(25.0, images.Normalisation((0, 0, 0), (1, 0, 1)), 224)
+
+
+def test_verdict_never_calls_the_gradients_own_map_the_best_pruned_one():
+    claim = {
+        "Gradient": (0.3, 0.83, 0.3, 0.82),
+        "PruneGrad 0.5": (0.3, 0.83, 0.3, 0.82),  # only inactive neurons removed: the gradient
+        "PruneGrad 0.9": (0.3, 0.832, 0.3, 0.818),
+        "PruneGrad 0.99": (0.3, 0.71, 0.3, 0.70),
+    }
+    names = ["PruneGrad 0.5", "PruneGrad 0.9", "PruneGrad 0.99"]
+    result = report.verdict(claim, 0.01, "MNIST", names, 20, "digit")
+    assert result.text.startswith("**MNIST.** The best pruned gradient (PruneGrad 0.9)")
+    assert "PruneGrad 0.5 +0.00 / +0.00 (the gradient's own map)" in result.text
+    assert "PruneGrad 0.99 -0.12 / -0.12." in result.text
+
+
+def test_sanity_sentence_names_its_sparsity_and_the_others():
+    cascade = _cascade(
+        {
+            "Gradient": 0.6,
+            "PruneGrad 0.5": 0.6,
+            "PruneGrad 0.9": 0.83,
+            "PruneGrad 0.99": 0.3,
+            "PrunePGD": 0.5,
+        }
+    )
+    text = report.sanity_sentence(cascade, "PruneGrad 0.9", 0.9)
+    assert "The pruned maps at sparsity 0.9 stay much closer" in text and "probably" in text
+    assert "PruneGrad 0.5 0.60, about as close to the trained model's maps" in text
+    assert "PruneGrad 0.99 0.30, further from the trained model's maps than the gradient." in text
+
+
+def test_claims_sentence_sets_each_evaluation_against_the_2019_claim():
+    cascade = _cascade({"Gradient": 0.6, "PruneGrad 0.9": 0.83, "NeuronIntGrad": 0.5})
+    mnist = _curves({"Gradient": 0.4, "PruneGrad 0.9": 0.2, "Random": 0.8})
+    photo = _curves({"Gradient": 0.3, "PruneGrad 0.9": 0.5, "Random": 0.1})
+    text = report.claims_sentence(cascade, mnist, photo, ["PruneGrad 0.9"], "VGG-16")
+    assert "sanity check on MNIST, PruneGrad 0.9 0.83 against NeuronIntGrad 0.5, against" in text
+    assert "LeRF on MNIST, PruneGrad 0.9 0.2 against Gradient 0.4, for the claim" in text
+    assert "LeRF on VGG-16, PruneGrad 0.9 0.5 against Random 0.1, against the claim" in text
+    assert "MoRF on VGG-16" in text and text.endswith("ROAR was not run for the 2019 maps.")
+
+
+def test_groups_figure_keeps_its_legend_off_the_data():
+    curves = {name: [0.1, 0.2, 0.3, 0.4] for name in NAMES}
+    fig = report.groups_figure(_groups(curves), 100, "toy", report.styles(PRUNED))
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
