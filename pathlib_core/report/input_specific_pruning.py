@@ -401,13 +401,16 @@ def sanity_sentence(
         meaning = f"{these} change more than the gradient" + also + "."
     others = [m for m in cascade.scores if m.startswith("PruneGrad ") and m != pruned]
     if others:
-        compared = {"closer": "closer to", "same": "about as close to", "further": "further from"}
+        compared = {
+            "closer": "closer to the trained model's maps than the gradient",
+            "same": "about as close to them as the gradient",
+            "further": "further from them than the gradient",
+        }
         meaning += (
             " After the output layer, the other sparsities: "
             + "; ".join(
                 f"{m} {after_output[m]:.2f}, "
-                f"{compared[_against_gradient(after_output[m] - after_output['Gradient'])]} "
-                "the trained model's maps than the gradient"
+                + compared[_against_gradient(after_output[m] - after_output["Gradient"])]
                 for m in others
             )
             + "."
@@ -490,6 +493,10 @@ def summary_table(
     return markdown_table(header, rows)
 
 
+TIE = 0.05
+"""Two scores within this share of the larger are "about even"."""
+
+
 def _versus(scores: Mapping[str, float], ours: Sequence[str], lower_is_better: bool) -> str:
     """The best of ``ours`` against the best other method in ``scores``, for or against the
     claim that ours do better."""
@@ -497,10 +504,9 @@ def _versus(scores: Mapping[str, float], ours: Sequence[str], lower_is_better: b
     mine = pick((m for m in scores if m in ours), key=scores.get)
     other = pick((m for m in scores if m not in ours), key=scores.get)
     wins = scores[mine] < scores[other] if lower_is_better else scores[mine] > scores[other]
-    return (
-        f"{mine} {scores[mine]:.3g} against {other} {scores[other]:.3g}, "
-        f"{'for' if wins else 'against'} the claim"
-    )
+    tie = abs(scores[mine] - scores[other]) <= TIE * max(abs(scores[mine]), abs(scores[other]))
+    verdict = "about even" if tie else "for the claim" if wins else "against the claim"
+    return f"{mine} {scores[mine]:.3g} against {other} {scores[other]:.3g}, {verdict}"
 
 
 def claims_sentence(

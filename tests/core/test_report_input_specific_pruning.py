@@ -353,19 +353,23 @@ def test_sanity_sentence_names_its_sparsity_and_the_others():
     )
     text = report.sanity_sentence(cascade, "PruneGrad 0.9", 0.9)
     assert "The pruned maps at sparsity 0.9 stay much closer" in text and "probably" in text
-    assert "PruneGrad 0.5 0.60, about as close to the trained model's maps" in text
-    assert "PruneGrad 0.99 0.30, further from the trained model's maps than the gradient." in text
+    assert "PruneGrad 0.5 0.60, about as close to them as the gradient" in text
+    assert "PruneGrad 0.99 0.30, further from them than the gradient." in text
 
 
 def test_claims_sentence_sets_each_evaluation_against_the_2019_claim():
     cascade = _cascade({"Gradient": 0.6, "PruneGrad 0.9": 0.83, "NeuronIntGrad": 0.5})
-    mnist = _curves({"Gradient": 0.4, "PruneGrad 0.9": 0.2, "Random": 0.8})
+    mnist = _curves({"Gradient": 0.4, "PruneGrad 0.9": 0.2, "PrunePGD": 0.7, "Random": 0.8})
     photo = _curves({"Gradient": 0.3, "PruneGrad 0.9": 0.5, "Random": 0.1})
-    text = report.claims_sentence(cascade, mnist, photo, ["PruneGrad 0.9"], "VGG-16")
+    text = report.claims_sentence(cascade, mnist, photo, ["PruneGrad 0.9", "PrunePGD"], "VGG-16")
     assert "sanity check on MNIST, PruneGrad 0.9 0.83 against NeuronIntGrad 0.5, against" in text
     assert "LeRF on MNIST, PruneGrad 0.9 0.2 against Gradient 0.4, for the claim" in text
     assert "LeRF on VGG-16, PruneGrad 0.9 0.5 against Random 0.1, against the claim" in text
     assert "MoRF on VGG-16" in text and text.endswith("ROAR was not run for the 2019 maps.")
+    close = _curves({"Gradient": 0.4, "PruneGrad 0.9": 0.39})
+    assert "0.39 against Gradient 0.4, about even" in report.claims_sentence(
+        cascade, close, close, ["PruneGrad 0.9"]
+    )
 
 
 def test_groups_figure_keeps_its_legend_off_the_data():
