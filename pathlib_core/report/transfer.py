@@ -97,17 +97,25 @@ def training_figure(history: Mapping[str, Sequence[float]]):
     return fig
 
 
+LAST_EPOCHS = 5
+"""Training has levelled off when the loss moved by under 2% of its whole fall over this many
+epochs (one epoch is too short: the loss can pause and fall again)."""
+
+
 def training_sentence(history: Mapping[str, Sequence[float]], full_epochs: int = 60) -> str:
-    """Where training ended, and whether it had levelled off: the last epoch's fall of the loss
-    as a share of its whole fall since the first epoch (the loss can sit near 0, since the
-    relevance term is negative, so its value is no scale). ``full_epochs``: the ``full``
-    profile's epochs, named when training was shorter."""
+    """Where training ended, and whether it had levelled off: the fall of the loss over the last
+    :data:`LAST_EPOCHS` epochs as a share of its whole fall since the first epoch (the loss can
+    sit near 0, since the relevance term is negative, so its value is no scale). ``full_epochs``:
+    the ``full`` profile's epochs, named when training was shorter."""
     total = list(history["total"])
     epochs = len(total)
+    span = min(LAST_EPOCHS, epochs - 1)
     fall = total[0] - total[-1]
-    last_step = (total[-2] - total[-1]) / fall if epochs > 1 and fall > 0 else math.nan
-    if abs(last_step) < 0.02:
+    last = (total[-1 - span] - total[-1]) / fall if span > 0 and fall > 0 else math.nan
+    if abs(last) < 0.02:
         verdict = "so training has levelled off."
+    elif last < 0:
+        verdict = "so training has not settled: the loss went back up at the end."
     elif epochs < full_epochs:
         verdict = (
             "so it is still falling: longer training would change the numbers below (the `full` "
@@ -118,10 +126,17 @@ def training_sentence(history: Mapping[str, Sequence[float]], full_epochs: int =
             "so it is still falling slowly even after the `full` profile's epochs: the numbers "
             "below are those of a generator not trained to the end."
         )
+    start = (
+        f"After {epochs} epoch{'s' if epochs != 1 else ''} the pathways keep "
+        f"{pct(history['kept'][-1])} of the neurons (KL {history['faithfulness'][-1]:.3f})"
+    )
+    if math.isnan(last):
+        return f"{start}; too few epochs to tell whether the loss has levelled off."
+    moved = f"fell by {pct(last)}" if last >= 0 else f"rose by {pct(-last)}"
+    window = "epoch" if span == 1 else f"{span} epochs"
     return (
-        f"After {epochs} epochs the pathways keep {pct(history['kept'][-1])} of the neurons "
-        f"(KL {history['faithfulness'][-1]:.3f}); the last epoch brought {pct(last_step)} of the "
-        f"loss's whole fall since the first, {verdict}"
+        f"{start}; over the last {window} the loss {moved} of its whole fall since the first "
+        f"epoch, {verdict}"
     )
 
 
@@ -244,6 +259,25 @@ def faithfulness_verdict(drop: Mapping[str, float]) -> str:
     return f"Lowest Average Drop: {best} ({drop[best]:.1f}%). The generated pathways {verdict}"
 
 
+def paper_sentence(prediction_kept: float, drop: Mapping[str, float]) -> str:
+    """Our faithfulness beside the 2023 paper's: its abstract says the pathways predict as well
+    as the whole model, with no number we could compare. ``prediction_kept``: the share (%) of
+    digits whose prediction the generated pathway keeps; ``drop``: Average Drop (%) per kind, as
+    for ``faithfulness_verdict``."""
+    best = min(drop, key=drop.get)
+    ours = f"here the generated pathways keep the prediction of {prediction_kept:.1f}% of the "
+    ours += f"digits (Average Drop {drop['GEN-CNP']:.1f}%)"
+    if best == "GEN-CNP":
+        ours += ", and no pathway of the same size beats them on Average Drop"
+    else:
+        ours += f", and {best} with as many active neurons does better ({drop[best]:.1f}%)"
+    return (
+        "**Beside the 2023 paper.** Its abstract says that the generated pathways predict as "
+        "well as the whole model, and a third-party summary reports them more faithful than "
+        f"earlier methods, both without numbers we could set beside ours; {ours}."
+    )
+
+
 # ----------------------------------------------------------------------------- class relevance
 
 
@@ -270,10 +304,21 @@ def relevance_table(within: Mapping[str, float], across: Mapping[str, float]) ->
     return markdown_table(header, rows)
 
 
-def relevance_verdict(gap: Mapping[str, float]) -> str:
+def overlapping_pairs(matrix: np.ndarray) -> tuple[int, int]:
+    """Of the pairs of different classes, how many overlap (``class_iou_figure``'s matrix) at
+    least as much as one of the two classes with itself; and how many pairs there are."""
+    matrix = np.asarray(matrix)
+    n = len(matrix)
+    pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
+    close = sum(matrix[a, b] >= min(matrix[a, a], matrix[b, b]) for a, b in pairs)
+    return int(close), len(pairs)
+
+
+def relevance_verdict(gap: Mapping[str, float], matrix: np.ndarray | None = None) -> str:
     """Whether the generated pathways are more class-specific (IoU within minus across classes)
     than NeuronMCT's and random channels' (keys ``"GEN-CNP"``, ``"NeuronMCT"``,
-    ``"Random channels"``)."""
+    ``"Random channels"``), and, given the generated pathways' class ``matrix``, whether that
+    holds class by class or only on average."""
     met = gap["GEN-CNP"] > max(gap["NeuronMCT"], gap["Random channels"])
     verdict = (
         "The class-relevance criterion is met: a digit's generated pathway is closer to those of "
@@ -281,6 +326,14 @@ def relevance_verdict(gap: Mapping[str, float]) -> str:
         if met
         else "The generated pathways are not more class-specific than the references."
     )
+    if matrix is not None and met:  # on average; class by class?
+        close, pairs = overlapping_pairs(matrix)
+        if close:
+            verdict += (
+                f" Class by class it is less clear: for {close} of the {pairs} pairs of classes, "
+                "the two classes' generated pathways overlap as much as one of them with itself, "
+                "so some classes share their pathways."
+            )
     return (
         f"The generated pathways' gap between classes is {gap['GEN-CNP']:+.3f} IoU, "
         f"NeuronMCT's {gap['NeuronMCT']:+.3f} and random channels' "
@@ -317,8 +370,9 @@ def transfer_table(
 def transfer_figure(
     scores: Mapping[str, Mapping[int, tuple[float, float, float]]], names: Sequence[str]
 ):
-    """Accuracy (top, axis cut below the lowest bar) and confidence (bottom) per class, one bar
-    per kind of pathway in ``names``, the whole model as a black dash."""
+    """Accuracy (top; its axis cut below the lowest bar when that is at least 20%, and said so
+    in its label) and confidence (bottom) per class, one bar per kind of pathway in ``names``,
+    the whole model as a black dash."""
     import matplotlib.pyplot as plt
 
     classes = list(scores["model"])
@@ -327,8 +381,9 @@ def transfer_figure(
     fig, axes = plt.subplots(2, 1, figsize=(10, 5.6), sharex=True, constrained_layout=True)
     width = 0.8 / len(names)
     lowest = min(scores[name][c][0] for name in names for c in classes)
+    cut = 10 * (lowest // 10) - 5 if lowest >= 20 else 0
     for ax, k_score, label, bottom in (
-        (axes[0], 0, "accuracy (%)", 10 * (lowest // 10) - 5),
+        (axes[0], 0, f"accuracy (%{f', axis from {cut:g}' if cut else ''})", cut),
         (axes[1], 1, "probability of the true class", 0),
     ):
         for k, (name, colour) in enumerate(zip(names, colours, strict=True)):
@@ -438,16 +493,33 @@ def diagonal_and_rest(matrix: np.ndarray) -> tuple[float, float]:
     return float(np.diag(matrix).mean()), float(matrix[~np.eye(len(matrix), dtype=bool)].mean())
 
 
+NEAR_OWN = 0.9
+"""Another class's pathway keeping this share of the own pathway's mean accuracy counts as
+sharing it."""
+SHARED_PAIRS = 0.1
+"""Above this share of such pairs, the verdict says that groups of classes share pathways."""
+
+
 def cross_class_verdict(accuracy: np.ndarray, confidence: np.ndarray) -> str:
     """How much of what its own class pathway keeps a sample keeps through another class's
     pathway (``cross_class_figure``'s matrices): class-specific below half the confidence,
     largely shared above 80%, partly specific between."""
     diagonal, off = diagonal_and_rest(accuracy)
     diagonal_conf, off_conf = diagonal_and_rest(confidence)
+    matrix = np.asarray(accuracy)
+    others = matrix[~np.eye(len(matrix), dtype=bool)]
+    near = int((others >= NEAR_OWN * diagonal).sum())
     if off_conf < 0.5 * diagonal_conf:
         verdict = (
-            "Class pathways are class-specific: another class's pathway loses most of what the "
-            "own class's pathway keeps."
+            "Class pathways are class-specific on average: another class's pathway loses most "
+            "of what the own class's pathway keeps"
+            + (
+                f"; but for {near} of the {others.size} pairs of classes the other class's "
+                f"pathway keeps at least {NEAR_OWN:.0%} of the own pathway's mean accuracy, so "
+                "some groups of classes share their pathways."
+                if near > SHARED_PAIRS * others.size
+                else "."
+            )
         )
     elif off_conf > 0.8 * diagonal_conf:
         verdict = (
@@ -501,6 +573,13 @@ def transfer_claim(
             f"the pathways of other classes ({_percent(other)}, probability {other_conf:.2f}, "
             f"against {_percent(own)}, {own_conf:.2f})."
         )
+        mct = "NeuronMCT class pathway"
+        if mct in confidence and confidence[mct] > conf_ours:
+            claim += (
+                " A class pathway needs no generator for this, though: the transferred NeuronMCT "
+                f"pathway, which is not trained, keeps them better still ({_percent(accuracy[mct])}"
+                f", probability {confidence[mct]:.2f})."
+            )
     else:
         as_well = "almost as well" if other_conf <= own_conf else "as well or better"
         shared = (
