@@ -99,7 +99,7 @@ def iou_summary(matrices: Mapping[float, np.ndarray], label: str) -> str:
     contribution = m[0, 1]
     cross = max(m[i, j] for i in (0, 1) for j in (2, 3))
     pruning_pair = m[2, 3]
-    random_level = max(m[i, 5] for i in range(5))
+    random_level = max(m[i, 5] for i in range(4))  # Greedy (4) is left out
     if contribution > cross:
         closeness = "largely the same neurons" if contribution >= 0.5 else "overlapping neurons"
         verdict = (
@@ -346,11 +346,18 @@ def preservation_summary(
         + ". "
     )
     if distinct:
-        pairs = ", ".join(f"{a} and {b} (Jaccard {m[index[a], index[b]]:.2f})" for a, b in distinct)
+        change = {k: float(preservation[k][s][0].relative_change.double().median()) for k in kinds}
+        pairs = ", ".join(
+            f"{a} and {b} (Jaccard {m[index[a], index[b]]:.2f}; median relative change of "
+            f"p(class) {change[a]:.2f} and {change[b]:.2f})"
+            for a, b in distinct
+        )
         text += (
             f"A contribution pathway and another kind that share less than half their "
-            f"neurons both meet the objective {most}: {pairs}. Meeting the pruning objective "
-            "does not single out the critical neurons, as the paper argues"
+            f"neurons both keep the predicted class {most}: {pairs}. Keeping the predicted "
+            "class, the weakest form of the pruning objective (the official code also "
+            "reports the change of p(class)), does not single out the critical neurons, as "
+            "the paper argues"
             + (
                 f" (with {count(n, 'input')}: an illustration of the argument, not a measurement)."
                 if n < SMALL
@@ -421,9 +428,9 @@ def recognised_sentence(
         )
         budget = f" ({note})" if note else ""
         text += (
-            f" {who}: this run's ascent budget{budget} is too small to decode anything "
-            "through a pathway, so the test cannot tell the kinds apart here; it needs more "
-            "ascent steps."
+            f" {who}: this run cannot tell the kinds apart. Its ascent budget{budget} may be "
+            "too small for a pathway, and a pathway whose gradient is zero everywhere cannot "
+            "be decoded at all, whatever the budget."
         )
     return text
 

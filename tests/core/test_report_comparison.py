@@ -140,7 +140,8 @@ def test_preservation_figure_and_the_easy_objective_sentence():
     m = np.eye(6)  # MCT and DGR (init 1) share nothing
     text = comparison.preservation_summary(table, {0.9: m}, "Toy")
     assert "NeuronMCT 100.0%" in text and "NeuronIntGrad 0.0%" in text
-    assert "NeuronMCT and DGR (init 1) (Jaccard 0.00)" in text
+    assert "NeuronMCT and DGR (init 1) (Jaccard 0.00; median relative change of p(class) " in text
+    assert "0.10 and 0.10)" in text and "both keep the predicted class for at least 90%" in text
     assert "for at least 90% of the inputs" in text and "illustration" not in text
     m[0, 2] = m[2, 0] = 0.7  # now they largely agree: nothing illustrates the argument
     assert "does not illustrate" in comparison.preservation_summary(table, {0.9: m}, "Toy")
@@ -154,11 +155,11 @@ def test_preservation_summary_counts_a_few_inputs():
     one = {k: on([k in ("NeuronMCT", "DGR (init 1)")]) for k in COMPARED}
     text = comparison.preservation_summary(one, {0.9: m}, "Lite0")
     assert "NeuronMCT 1 of 1, NeuronIntGrad 0 of 1" in text and "%" not in text
-    assert "both meet the objective on the one input: NeuronMCT and DGR (init 1)" in text
+    assert "both keep the predicted class on the one input: NeuronMCT and DGR (init 1)" in text
     assert text.endswith("(with 1 input: an illustration of the argument, not a measurement).")
     four = {k: on([True, True, True, k != "DGR (init 1)"]) for k in COMPARED}
     text = comparison.preservation_summary(four, {0.9: m}, "Toy")
-    assert "DGR (init 1) 3 of 4" in text and "meet the objective on all 4 inputs" in text
+    assert "DGR (init 1) 3 of 4" in text and "keep the predicted class on all 4 inputs" in text
     assert "DGR (init 1) (Jaccard" not in text  # 3 of 4 is under 90%
 
 
@@ -193,12 +194,12 @@ def test_decoding_sentence_says_when_no_pathway_decodes():
     assert "whole network 1 of 1, active 0 of 1, NeuronMCT 0 of 1 (48 ascent steps)." in text
     assert text.endswith(
         "No pathway's decoded image is recognised (only the whole network's is), not even the "
-        "active sub-network's, which keeps every active neuron: this run's ascent budget "
-        "(48 ascent steps) is too small to decode anything through a pathway, so the test "
-        "cannot tell the kinds apart here; it needs more ascent steps."
+        "active sub-network's, which keeps every active neuron: this run cannot tell the kinds "
+        "apart. Its ascent budget (48 ascent steps) may be too small for a pathway, and a "
+        "pathway whose gradient is zero everywhere cannot be decoded at all, whatever the budget."
     )
     none = comparison.recognised_sentence("Lite0", torch.zeros(3, 2, dtype=torch.bool), names)
-    assert "not even the whole network's: this run's ascent budget is too small" in none
+    assert "not even the whole network's: this run cannot tell the kinds apart" in none
     active_ok = torch.tensor([[True], [True], [False]])
     assert "budget" not in comparison.recognised_sentence("Lite0", active_ok, names)
 
