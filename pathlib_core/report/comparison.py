@@ -137,7 +137,7 @@ def layerwise_figure(
     ``layerwise_all`` plot) and each kind's kept fraction (right, log scale)."""
     ref = paths[reference]
     sites = ref.sites
-    fig, (ax_j, ax_k) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, (ax_j, ax_k) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     for kind in kinds:
         if kind == reference:
             continue
@@ -155,7 +155,9 @@ def layerwise_figure(
     ax_j.set_ylabel(f"Jaccard with {reference}")
     ax_k.set_ylabel("fraction of the site's neurons kept")
     ax_k.set_yscale("log")
-    ax_j.legend(fontsize=7)
+    fig.legend(  # every kind, the reference too, below the panels: off the data
+        *ax_k.get_legend_handles_labels(), fontsize=7, ncol=len(kinds), loc="outside lower center"
+    )
     fig.suptitle(title)
     return fig
 
@@ -211,7 +213,7 @@ def dead_figure(
             label=kind,
         )
     ax.set_title(f"per site, sparsity {s}")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the lines
     ax.set_xlabel("site (forward order)")
     ax.set_ylabel("dead share")
     fig.suptitle(title)

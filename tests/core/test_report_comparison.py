@@ -72,6 +72,9 @@ def test_layerwise_figure_draws_every_other_kind_and_the_kept_fractions():
     assert right.get_yscale() == "log"
     mct = left.lines[0]
     assert list(mct.get_ydata()) == pytest.approx([3 / 4, 0.0])  # conv site, then fc
+    (legend,) = fig.legends  # below the panels, naming the reference too
+    assert "NeuronIntGrad" in [t.get_text() for t in legend.get_texts()]
+    assert left.get_legend() is None
 
 
 def test_dead_shares_figure_and_sentences():
