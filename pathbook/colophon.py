@@ -60,12 +60,11 @@ def _row(project: Project, name: str) -> Row:
     stamp: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     record = _record(project, stamp, name)
     device = record.get("device") or edition.device_of(project, chapter, stamp.get("device"))
-    detail = device.get("gpu") or device.get("cpu")
     return Row(
         chapter=name,
         profile=stamp.get("profile", "unknown"),
         date=(record.get("date") or stamp.get("executed_at") or "")[:10] or "unknown",
-        device=f"{device['type']} ({detail})" if detail else device["type"],
+        device=edition.machine({"device": device}),
         seconds=record.get("seconds", stamp.get("seconds")),
         peak_memory=record.get("peak_memory_bytes", stamp.get("peak_memory_bytes")),
         edition=bool(record),
@@ -166,15 +165,12 @@ def costs_text(project: Project) -> str:
         if record:
             held += 1
             full_total += record.get("seconds") or 0.0
-            device = record.get("device", {})
-            detail = device.get("gpu") or device.get("cpu")
-            machine = f"{device.get('type', 'cpu')} ({detail})" if detail else device.get("type")
             full = [
                 duration(record["seconds"])
                 if record.get("seconds") is not None
                 else "not recorded",
                 _memory(record.get("peak_memory_bytes")),
-                f"{machine}, {(record.get('date') or '')[:10]}",
+                f"{edition.machine(record)}, {(record.get('date') or '')[:10]}",
             ]
         else:
             full = ["not in the edition yet", "", ""]

@@ -347,6 +347,14 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def machine(record: dict[str, Any]) -> str:
+    """A run record's device in words: "cpu (AMD EPYC)", "cuda (NVIDIA H200)"."""
+    device = record.get("device") or {}
+    detail = device.get("gpu") or device.get("cpu")
+    kind = device.get("type", "cpu")
+    return f"{kind} ({detail})" if detail else kind
+
+
 def summary(record: dict[str, Any]) -> str:
     """Where and when an entry was computed, in one line."""
     commit = record.get("commit")
@@ -356,12 +364,7 @@ def summary(record: dict[str, Any]) -> str:
         )
     else:
         where = "an unknown commit"
-    device = record.get("device", {})
-    machine = device.get("type", "cpu")
-    detail = device.get("gpu") or device.get("cpu")
-    if detail:
-        machine += f" ({detail})"
-    parts = [f"{where}, {(record.get('date') or 'an unknown date')[:10]}, {machine}"]
+    parts = [f"{where}, {(record.get('date') or 'an unknown date')[:10]}, {machine(record)}"]
     if record.get("seconds"):
         parts.append(duration(record["seconds"]))
     if record.get("peak_memory_bytes"):
