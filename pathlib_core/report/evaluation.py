@@ -330,10 +330,15 @@ def sensitivity_table(
 
 
 def sensitivity_verdict(
-    label: str, order: Sequence[str], multiplying: set[str], pathway_methods: Sequence[str]
+    label: str,
+    order: Sequence[str],
+    multiplying: set[str],
+    pathway_methods: Sequence[str],
+    scores: Mapping[str, float] | None = None,
 ) -> str:
     """The ranking, whether the best three are exactly the methods that multiply by the input,
-    and where the best pathway gradient stands."""
+    and where the best pathway gradient stands; with ``scores``, which it is, its score, and
+    the methods tied with it at three decimals."""
     top = list(order)[:3]
     reason = (
         "The three best all multiply by the input: they estimate a pixel's contribution relative "
@@ -342,11 +347,16 @@ def sensitivity_verdict(
         if set(top) == set(multiplying)
         else f"The three best are {', '.join(top)}."
     )
-    _, rank = best_of(pathway_methods, order)
-    return (
-        f"On {label} the ranking is {', '.join(order)}. {reason} The best pathway gradient ranks "
-        f"{rank} of {len(order)}."
-    )
+    name, rank = best_of(pathway_methods, order)
+    where = f"The best pathway gradient ranks {rank} of {len(order)}."
+    if scores is not None:
+        ties = [n for n in tied_with(name, scores) if n != name]
+        where = (
+            f"The best pathway gradient is {name} ({scores[name]:.3f}, {rank} of {len(order)})"
+            + (f", tied at three decimals with {', '.join(ties)}" if ties else "")
+            + "."
+        )
+    return f"On {label} the ranking is {', '.join(order)}. {reason} {where}"
 
 
 def chance_margin(results: Mapping[str, Any], n_subsets: int) -> float:
@@ -401,12 +411,24 @@ def separation_verdict(
             f"such means show by chance) above {random}'s {chance:.3f}{end}."
         )
     best = above[0]
-    close = [n for n in above[1:] if others[best] - others[n] <= margin]
+    close = sorted(
+        (n for n in others if n != best and others[best] - others[n] <= margin),
+        key=lambda n: -others[n],
+    )
     level = f", with {', '.join(close)} within {margin:.3f} of it" if close else ""
+    one_mean = margin / math.sqrt(2)  # two standard errors of one mean, not of a difference
+    off_zero = [n for n in others if abs(others[n]) > one_mean]
+    zero = (
+        f" Against 0, what an unrelated map scores on average, no method lies more than "
+        f"{one_mean:.3f} (two standard errors of one mean) away: {random}'s {chance:.3f} is "
+        "itself a chance draw, and these numbers do not separate any method from chance."
+        if not off_zero
+        else ""
+    )
     return (
         f"On {label} {span}; {len(above)} of {len(others)} methods lie more than {margin:.3f} "
         f"(about twice the spread such means show by chance) above {random}'s {chance:.3f}. The "
-        f"best is {best} ({others[best]:.3f}){level}."
+        f"best is {best} ({others[best]:.3f}){level}.{zero}"
     )
 
 

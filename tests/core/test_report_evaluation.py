@@ -374,3 +374,37 @@ def test_lerf_verdict_agrees_when_only_pathway_gradients_share_the_best():
     scores["Gradient"] = 0.005  # now only pathway gradients share the best value
     text = report.lerf_verdict("A", report.ranking(scores), pathways)
     assert "As in the paper, both are among the best three" in text and "level" not in text
+
+
+def test_separation_verdict_lists_every_method_level_with_the_best_and_tests_zero():
+    lite0 = {
+        "IntegratedGradients": 0.049,
+        "GradCAM": 0.028,
+        "NeuronMCT": 0.010,
+        "DeepLift": -0.013,
+        "Random": -0.055,
+    }
+    text = report.separation_verdict("Lite0", lite0, 0.071, "4 images and 50 subsets per size")
+    assert "with GradCAM, NeuronMCT, DeepLift within 0.071 of it." in text
+    assert "no method lies more than 0.050 (two standard errors of one mean) away" in text
+    clear = report.separation_verdict("MNIST", {"a": 0.9, "b": 0.6, "Random": 0.0}, 0.03, "x")
+    assert "Against 0" not in clear
+
+
+def test_sensitivity_verdict_names_the_best_pathway_gradient_and_its_ties():
+    scores = {
+        "DeepLift": 0.899,
+        "DGR": 0.701,
+        "NeuronMCT": 0.677,
+        "NeuronIntGrad": 0.677,
+        "GuidedBackprop": 0.674,
+    }
+    order = sorted(scores, key=lambda n: -scores[n])
+    text = report.sensitivity_verdict(
+        "MNIST", order, {"DeepLift"}, ["DGR", "NeuronMCT", "NeuronIntGrad"], scores
+    )
+    assert text.endswith("The best pathway gradient is DGR (0.701, 2 of 5).")
+    contribution = report.sensitivity_verdict(
+        "MNIST", order, {"DeepLift"}, ["NeuronMCT", "NeuronIntGrad"], scores
+    )
+    assert contribution.endswith("(0.677, 3 of 5), tied at three decimals with NeuronIntGrad.")
