@@ -114,7 +114,8 @@ def perturbation_figure(
     for ax, order in zip(axes, ("lerf", "morf"), strict=False):
         curve_panel(ax, order, curves[order])
         ax.set_title(f"{order.upper()} ({'lower' if order == 'lerf' else 'higher'} is better)")
-    axes[0].set_ylabel("mean absolute fractional change of the logit")
+    for ax in axes[:2]:  # MoRF's rankings read AOPC, the signed drop: see its verdict
+        ax.set_ylabel("mean absolute fractional change of the logit")
     axes[0].set_yscale("log")  # LeRF changes span orders of magnitude between methods
     axes[1].legend(fontsize=7)
     if paper:
@@ -131,7 +132,7 @@ def perturbation_figure(
         axes[2].set_title(f"paper, LeRF, {label}")
         axes[2].set_yscale("log")
         axes[2].set_xlabel("% of pixels removed")
-        axes[2].legend(fontsize=7)
+        axes[2].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # off the data
     fig.suptitle(title)
     return fig
 
@@ -271,8 +272,9 @@ def morf_verdict(label: str, order: Sequence[str], random: str = "Random") -> st
         return head + "Every method removes the output faster than a random order of removal."
     poorly = ", so on these inputs MoRF tells the methods apart poorly" if len(below) >= 2 else ""
     return (
-        head + f"{random} ranks {rank_of(random, order)}: {', '.join(below)} remove the output "
-        f"more slowly than a random order{poorly}."
+        head + f"{random} ranks {rank_of(random, order)}: {_names(below)} "
+        f"{'removes' if len(below) == 1 else 'remove'} the output more slowly than a random "
+        f"order{poorly}."
     )
 
 

@@ -124,7 +124,7 @@ def test_lerf_verdict_says_when_the_best_pathway_gradient_ties():
 def test_morf_verdict_reads_the_ranking_against_chance():
     assert "Every method removes the output faster" in report.morf_verdict("A", ["x", "Random"])
     one = report.morf_verdict("A", ["x", "Random", "y"])
-    assert "Random ranks 2 of 3: y remove the output more slowly" in one and "poorly" not in one
+    assert "Random ranks 2 of 3: y removes the output more slowly" in one and "poorly" not in one
     two = report.morf_verdict("A", ["Random", "x", "y"])
     assert "x, y remove" in two and "tells the methods apart poorly." in two
 
