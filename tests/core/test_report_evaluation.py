@@ -126,7 +126,7 @@ def test_morf_verdict_reads_the_ranking_against_chance():
     one = report.morf_verdict("A", ["x", "Random", "y"])
     assert "Random ranks 2 of 3: y removes the output more slowly" in one and "poorly" not in one
     two = report.morf_verdict("A", ["Random", "x", "y"])
-    assert "x, y remove" in two and "tells the methods apart poorly." in two
+    assert "x and y remove" in two and "tells the methods apart poorly." in two
 
 
 def test_perturbation_table_has_ours_and_the_papers_numbers():
