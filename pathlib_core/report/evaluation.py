@@ -175,6 +175,11 @@ def _names(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
+NEAR_THIRD = 0.05
+"""A paper pathway gradient within this share of the third-best LeRF change is too close to call
+out of the best three."""
+
+
 def lerf_verdict(
     label: str,
     order: Sequence[str],
@@ -214,6 +219,19 @@ def lerf_verdict(
     if not leading:
         none = "neither" if len(paper_ranks) == 2 else "none"
         agreement = f"Unlike the paper, {none} of them is among the best three here."
+        third = scores[order[2]] if scores is not None and len(order) > 2 else None
+        near = [
+            n
+            for n in paper_ranks
+            if third is not None and scores[n] - third <= NEAR_THIRD * abs(third)
+        ]
+        if near:
+            agreement += (
+                f" But {_names([f'{n} ({scores[n]:.3g})' for n in near])} "
+                f"{'lies' if len(near) == 1 else 'lie'} within {NEAR_THIRD:.0%} of the third "
+                f"({order[2]}, {third:.3g}): a gap this small cannot confirm or contradict the "
+                "paper."
+            )
     elif len(level) > 3 and others and all(n in level for n in leading):
         agreement = (
             f"{_names(leading)} {'is' if len(leading) == 1 else 'are'} level with the best, "

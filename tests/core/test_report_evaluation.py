@@ -408,3 +408,22 @@ def test_sensitivity_verdict_names_the_best_pathway_gradient_and_its_ties():
         "MNIST", order, {"DeepLift"}, ["NeuronMCT", "NeuronIntGrad"], scores
     )
     assert contribution.endswith("(0.677, 3 of 5), tied at three decimals with NeuronIntGrad.")
+
+
+def test_lerf_verdict_says_when_a_paper_method_is_a_hair_from_the_best_three():
+    scores = {
+        "IntegratedGradients": 0.150,
+        "GradCAM": 0.155,
+        "InputXGradient": 0.162,
+        "NeuronMCT": 0.164,
+        "NeuronIntGrad": 0.175,
+        "Gradient": 0.272,
+    }
+    order = sorted(scores, key=scores.get)
+    text = report.lerf_verdict("Lite0", order, ["NeuronMCT", "NeuronIntGrad"], scores=scores)
+    assert "Unlike the paper, neither of them is among the best three here." in text
+    assert "But NeuronMCT (0.164) lies within 5% of the third (InputXGradient, 0.162)" in text
+    far = dict(scores, NeuronMCT=0.2)
+    order = sorted(far, key=far.get)
+    text = report.lerf_verdict("Lite0", order, ["NeuronMCT", "NeuronIntGrad"], scores=far)
+    assert "within 5%" not in text
