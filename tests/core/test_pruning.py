@@ -165,6 +165,25 @@ def test_greedy_official_matches_the_round_by_round_reference():
     assert (pathway.sparsity < 0.6).all()
 
 
+def test_an_official_greedy_round_saturates_once_the_share_asked_reaches_the_zeros():
+    """Zero scores are lifted to the row's top before the quantile, so once the fraction asked
+    reaches past the positive scores the threshold is the top and every contributing neuron
+    goes, while the dead ones stay: the round keeps exactly the zero-score neurons, whatever
+    fraction beyond that is asked (why the chapter's Greedy can keep many neurons yet lose the
+    prediction)."""
+    scores = {
+        "a": torch.tensor([[0.0, 3.0, 1.0, 0.0], [5.0, 4.0, 0.0, 1.0]]),
+        "b": torch.tensor([[2.0, 0.0], [0.0, 0.0]]),
+    }
+    third = pruning._official_greedy_round(scores, 1 / 3)  # k = 2: below the zeros' share
+    assert third.masks["a"].tolist() == [[True, True, False, True], [True, False, True, False]]
+    assert third.masks["b"].tolist() == [[False, True], [True, True]]
+    for fraction in (0.5, 0.9):
+        saturated = pruning._official_greedy_round(scores, fraction)
+        for name, s in scores.items():
+            assert torch.equal(saturated.masks[name], s == 0), (fraction, name)
+
+
 def test_greedy_clean_in_one_round_is_the_taylor_pathway_and_is_nested_otherwise():
     model, x = _setup()
     one_round = pruning.greedy_pathway(
