@@ -38,7 +38,10 @@ def insert_header(nb: nbformat.NotebookNode, header: nbformat.NotebookNode) -> N
     nb.cells.insert(first_heading + 1, header)
 
 
-INJECTED_FIRST_LINE = "# The values this page ran with, where they differ from the defaults above"
+INJECTED_FIRST_LINE = (
+    "# The values this page ran with, where they differ from the defaults (folded above)"
+)
+FOLD_TAG = "hide-input"  # myst-nb shows such a cell's code folded, behind a button
 
 
 def _comments(code: str) -> dict[str, str]:
@@ -60,14 +63,17 @@ def _comments(code: str) -> dict[str, str]:
 
 def present_parameters(nb: nbformat.NotebookNode) -> None:
     """Make papermill's injected cell say what it is: a first line saying these are the values
-    the page ran with, and each parameter's comment from the defaults cell. The page otherwise
-    shows the notebook's defaults first (the `quick` values) and a bare list of overrides after
-    them. Only the injected cell changes (never compared with the source), so this is safe to
-    repeat."""
+    the page ran with, and each parameter's comment from the defaults cell; and fold the
+    defaults cell. The page otherwise shows the notebook's defaults first (the `quick` values,
+    twenty lines of code a reader of another profile must read past) and a bare list of
+    overrides after them. Only the published copy changes (the fingerprints read the source), so
+    this is safe to repeat."""
     defaults = next((c for c in nb.cells if "parameters" in _tags(c)), None)
     injected = next((c for c in nb.cells if INJECTED_TAG in _tags(c)), None)
     if defaults is None or injected is None:
         return
+    if FOLD_TAG not in _tags(defaults):
+        defaults.setdefault("metadata", {})["tags"] = [*_tags(defaults), FOLD_TAG]
     comments = _comments(defaults.source)
     try:
         tree = ast.parse(injected.source)

@@ -79,6 +79,13 @@ def test_the_injected_cell_says_it_holds_the_values_the_page_ran_with():
     once = injected.source
     present_parameters(nb)
     assert injected.source == once and defaults.source.startswith("# Parameters (the `quick`")
+    # the defaults (another profile's values) are folded, once; the values that ran stay open
+    assert defaults.metadata["tags"] == ["parameters", "hide-input"]
+    assert injected.metadata["tags"] == ["injected-parameters"]
     alone = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
     present_parameters(alone)  # nothing injected: nothing to say
     assert alone.cells[0].source == "x = 1"
+    quick = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("n = 3")])
+    quick.cells[0].metadata["tags"] = ["parameters"]
+    present_parameters(quick)  # the defaults ran: they stay open
+    assert quick.cells[0].metadata["tags"] == ["parameters"]
