@@ -9,6 +9,7 @@ compares ours with the paper says which methods lead in each and whether they ag
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -188,6 +189,7 @@ def lerf_verdict(
     scores: Mapping[str, float] | None = None,
     n_inputs: int | None = None,
     unit: str = "images",
+    random: str = "Random",
 ) -> str:
     """Our LeRF ranking on ``n_inputs`` ``unit`` (e.g. 2 images), where the best pathway
     gradient and the paper's two stand, and whether that agrees with the paper (where both are
@@ -197,7 +199,8 @@ def lerf_verdict(
     gradient counts as among the best when it ranks in the best three or is level with the
     third; when more than three methods, some not pathway gradients, are level with the best,
     being among them does not single the pathway gradients out, and the sentence says that
-    instead of agreeing with the paper. Fewer than ``FEW_INPUTS`` inputs: the ranks are called
+    instead of agreeing with the paper. A method whose change is no smaller than ``random``'s is
+    named (``no_better_than``). Fewer than ``FEW_INPUTS`` inputs: the ranks are called
     tentative."""
     if scores is None:
         scores = getattr(order, "scores", None)
@@ -273,6 +276,8 @@ def lerf_verdict(
     sentences.append(agreement)
     if "GradCAM" in order:
         sentences.append(f"Grad-CAM ranks {rank_of('GradCAM', order)}.")
+    if scores is not None and (chance := no_better_than(random, scores)):
+        sentences.append(chance)
     if n_inputs is not None and n_inputs < FEW_INPUTS:
         sentences.append(
             f"These ranks rest on {n_inputs} {unit} only, so one {unit.rstrip('s')} more or less "
@@ -281,11 +286,46 @@ def lerf_verdict(
     return " ".join(sentences)
 
 
+def no_better_than(random: str, scores: Mapping[str, float], decimals: int = 3) -> str | None:
+    """The LeRF sentence for the methods that change the output at least as much as removing
+    pixels at random (``scores``: the change at the last fraction, lower is better; compared
+    as the table shows them, with ``decimals`` decimals); ``None`` when every method does better
+    or ``random`` is not scored."""
+    if random not in scores:
+        return None
+    chance = round(scores[random], decimals)
+    worse = [n for n, v in scores.items() if n != random and round(v, decimals) >= chance]
+    if not worse:
+        return None
+    shown = _names([f"{n} ({scores[n]:.{decimals}f})" for n in worse])
+    verb = "changes" if len(worse) == 1 else "change"
+    return (
+        f"At the last fraction, {shown} {verb} the output no less than removing pixels at "
+        f"random does ({random}: {scores[random]:.{decimals}f})."
+    )
+
+
+def ties(scores: Mapping[str, float], decimals: int) -> list[list[str]]:
+    """The groups of two or more methods whose scores are equal with ``decimals`` decimals (as a
+    table shows them), each in the order of ``scores``."""
+    groups: dict[str, list[str]] = {}
+    for name, value in scores.items():
+        groups.setdefault(f"{value:.{decimals}f}", []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
 def morf_verdict(label: str, order: Sequence[str], random: str = "Random") -> str:
     """Our MoRF ranking read against chance: which methods remove the output more slowly than a
     random order of removal."""
     below = list(order)[list(order).index(random) + 1 :]
     head = f"**{label}, MoRF.** AOPC ranking (best first): {', '.join(order)}. "
+    scores = getattr(order, "scores", None)
+    if scores is not None and (level := ties({n: scores[n] for n in order}, 2)):
+        head += (
+            "At the table's two decimals "
+            + "; ".join(f"{_names(g)} share {scores[g[0]]:.2f}" for g in level)
+            + ", so their order there is only the sorting's. "
+        )
     if not below:
         return head + "Every method removes the output faster than a random order of removal."
     poorly = ", so on these inputs MoRF tells the methods apart poorly" if len(below) >= 2 else ""
@@ -299,8 +339,41 @@ def morf_verdict(label: str, order: Sequence[str], random: str = "Random") -> st
 # ------------------------------------------------------------------------------ sensitivity-n
 
 
-def sensitivity_figure(results: Mapping[str, Any], title: str):
-    """Mean Pearson correlation against the subset size n (log scale), one line per method."""
+COINCIDE = 0.01
+"""Two sensitivity-n curves closer than this at every subset size are drawn on top of each other;
+the figure names them, so that a hidden method is not taken for a missing one."""
+
+
+def coinciding(results: Mapping[str, Any], tolerance: float = COINCIDE) -> list[list[str]]:
+    """The groups of methods whose mean curves lie within ``tolerance`` of one another at every
+    subset size (a chain of close pairs forms one group), each in the order of ``results``."""
+    means = {name: _numpy(r.mean) for name, r in results.items()}
+    names = list(means)
+    group = {name: i for i, name in enumerate(names)}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            both = np.isfinite(means[a]) & np.isfinite(means[b])
+            if both.any() and np.abs(means[a][both] - means[b][both]).max() <= tolerance:
+                old, new = group[b], group[a]
+                group = {n: new if g == old else g for n, g in group.items()}
+    found: dict[int, list[str]] = {}
+    for name in names:
+        found.setdefault(group[name], []).append(name)
+    return [g for g in found.values() if len(g) > 1]
+
+
+def chance_band(result: Any, n_subsets: int) -> np.ndarray:
+    """Per subset size, two standard errors of a mean correlation around 0 for maps unrelated
+    to the output: ``2 / sqrt((n_subsets - 1) k)`` over the ``k`` images with a finite
+    correlation there (see ``chance_margin``)."""
+    counts = np.maximum(_numpy(result.correlation.isfinite().sum(dim=0)), 1)
+    return 2 / np.sqrt((n_subsets - 1) * counts)
+
+
+def sensitivity_figure(results: Mapping[str, Any], title: str, n_subsets: int | None = None):
+    """Mean Pearson correlation against the subset size n (log scale), one line per method; with
+    ``n_subsets``, a grey band of what maps unrelated to the output score by chance (two
+    standard errors of a mean around 0); the x-axis label names the curves that coincide."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -312,8 +385,20 @@ def sensitivity_figure(results: Mapping[str, Any], title: str):
             label=method,
             **method_style(method),
         )
+    if n_subsets is not None:
+        reference = results.get("Random", next(iter(results.values())))
+        band = chance_band(reference, n_subsets)
+        ns = _numpy(reference.ns)
+        ax.fill_between(ns, -band, band, color="grey", alpha=0.25, lw=0, label="chance (±2 s.e.)")
     ax.set_xscale("log")
-    ax.set_xlabel("subset size n (pixels)")
+    hidden = coinciding(results)
+    note = (
+        f"drawn on top of each other (within {COINCIDE} at every n): "
+        + "; ".join("\N{NO-BREAK SPACE}=\N{NO-BREAK SPACE}".join(g) for g in hidden)
+        if hidden
+        else ""
+    )
+    ax.set_xlabel("\n".join(["subset size n (pixels)", *textwrap.wrap(note, 80)]))
     ax.set_ylabel("mean Pearson correlation")
     ax.axhline(0, color="grey", lw=0.5)
     ax.legend(fontsize=7, ncol=2)

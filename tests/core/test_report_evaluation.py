@@ -427,3 +427,64 @@ def test_lerf_verdict_says_when_a_paper_method_is_a_hair_from_the_best_three():
     order = sorted(far, key=far.get)
     text = report.lerf_verdict("Lite0", order, ["NeuronMCT", "NeuronIntGrad"], scores=far)
     assert "within 5%" not in text
+
+
+def test_lerf_names_the_methods_no_better_than_random_at_the_tables_precision():
+    scores = {"Gradient": 0.2724, "GradCAM": 0.094, "SmoothGrad": 0.2705, "Random": 0.2711}
+    sentence = report.no_better_than("Random", scores)
+    # 0.2705 shows as 0.271 (level with Random's 0.271): no better either; 0.094 is better
+    assert sentence == (
+        "At the last fraction, Gradient (0.272) and SmoothGrad (0.271) change the output no less "
+        "than removing pixels at random does (Random: 0.271)."
+    )
+    assert report.no_better_than("Random", {"GradCAM": 0.09, "Random": 0.27}) is None
+    assert report.no_better_than("Random", {"GradCAM": 0.09}) is None
+    order = report.ranking(scores | {"NeuronMCT": 0.1})
+    verdict = report.lerf_verdict("Lite0", order, ["NeuronMCT"], ["NeuronMCT"])
+    assert "Gradient (0.272) and SmoothGrad (0.271) change the output no less" in verdict
+    assert "no less than" not in report.lerf_verdict("A", list(order), ["NeuronMCT"])  # no scores
+
+
+def test_morf_verdict_marks_the_ties_its_table_shows():
+    scores = {"DeepLift": 11.834, "IntegratedGradients": 11.82, "NeuronMCT": 11.341}
+    scores |= {"NeuronIntGrad": 11.338, "Random": 4.18}
+    assert report.ties(scores, 2) == [["NeuronMCT", "NeuronIntGrad"]]
+    assert report.ties(scores, 1) == [
+        ["DeepLift", "IntegratedGradients"],
+        ["NeuronMCT", "NeuronIntGrad"],
+    ]
+    verdict = report.morf_verdict("MNIST", report.ranking(scores, higher_is_better=True))
+    assert (
+        "At the table's two decimals NeuronMCT and NeuronIntGrad share 11.34, so their" in verdict
+    )
+    assert "share" not in report.morf_verdict("MNIST", list(scores))  # no scores, no ties
+
+
+def test_sensitivity_figure_names_the_curves_it_draws_on_top_of_each_other_and_shades_chance():
+    def result(values, finite=4):
+        correlation = torch.full((4, 3), float("nan"))
+        correlation[:finite] = torch.tensor(values)
+        return SimpleNamespace(
+            ns=torch.tensor([1, 10, 100]), mean=torch.tensor(values), correlation=correlation
+        )
+
+    results = {
+        "IntegratedGradients": result([0.93, 0.92, 0.74]),
+        "DeepLift": result([0.925, 0.918, 0.735]),
+        "InputXGradient": result([0.92, 0.91, 0.728]),  # within 0.01 of DeepLift, not of IG
+        "NeuronMCT": result([0.69, 0.70, 0.56]),
+        "Random": result([0.0, 0.01, -0.01], finite=2),
+    }
+    assert report.coinciding(results) == [["IntegratedGradients", "DeepLift", "InputXGradient"]]
+    fig = report.sensitivity_figure(results, "toy", n_subsets=51)
+    (ax,) = fig.axes
+    label = ax.get_xlabel().replace("\N{NO-BREAK SPACE}", " ")  # a group is never broken
+    assert "IntegratedGradients = DeepLift = InputXGradient" in label
+    assert "NeuronMCT" not in ax.get_xlabel()
+    # the band: 2 / sqrt(50 * 2) = 0.2 around 0, over Random's two finite images
+    (band,) = ax.collections
+    assert band.get_paths()[0].vertices[:, 1].max() == pytest.approx(0.2)
+    plt.close(fig)
+    alone = report.sensitivity_figure({"Random": results["Random"]}, "toy")
+    assert alone.axes[0].get_xlabel() == "subset size n (pixels)" and not alone.axes[0].collections
+    plt.close(alone)
