@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import paper_numbers
 from ..plotting import _numpy, method_style
+from .text import listed as _names
 from .text import markdown_table
 
 PAPER_NAME = {ours: paper for paper, ours in paper_numbers.REGISTRY_NAME.items()}
@@ -168,12 +169,6 @@ def perturbation_table(
 
 FEW_INPUTS = 10
 """Below this many images (or digits) a LeRF verdict says its ranks are tentative."""
-
-
-def _names(names: Sequence[str]) -> str:
-    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
-    names = list(names)
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 NEAR_THIRD = 0.05

@@ -112,15 +112,52 @@ def _summary(gbp, pathway, gradient=0.4, floor=0.1):
 def test_agreement_sentence(gbp, pathway, words):
     text = report.agreement_sentence(_summary(gbp, pathway), ["NeuronMCT", "DGR"])
     assert all(w in text for w in words)
-    assert f"keep at most {pathway:.2f}, against 0.40 for the plain gradient" in text
-    assert f"map keeps Spearman of |map| {gbp:.2f} on MNIST" in text
+    paper = paper_numbers.SANITY["spearman_abs"]
+    assert (
+        f"the paper's pathway gradients keep NeuronMCT {pathway:.2f} (paper: "
+        f"{paper['NeuronMCT'][1]:.2f}), against 0.40 for the plain gradient (paper: "
+        f"{paper['Gradients'][1]:.2f})"
+    ) in text
+    assert f"map keeps Spearman of |map| {gbp:.2f} (paper, ResNet-50: " in text
+    assert f"with every weight random it keeps 0.50 (paper: {paper['GBP'][-1]:.2f})" in text
+    assert "exactly the gradient's" not in text and "Grad-CAM" not in text
+
+
+def test_agreement_sentence_says_when_a_pathway_map_is_the_gradient_and_sets_dgr_apart():
+    summary = _summary(0.94, 0.613, gradient=0.613) | {
+        "NeuronIntGrad": Summary(0.6131, 0.2, 0.4),
+        "DGR": Summary(0.70, 0.32, 0.45),
+        "GradCAM": Summary(0.398, 0.224, 0.46),
+    }
+    text = report.agreement_sentence(summary, ["NeuronMCT", "NeuronIntGrad", "DGR"])
+    assert "But NeuronMCT and NeuronIntGrad score exactly the gradient's 0.613" in text
+    assert "DGR (ours, not in the paper) keeps 0.70, 2 of 6 from the most similar." in text
+    cam = paper_numbers.SANITY["spearman_abs"]["GradCAM"]
+    assert f"Grad-CAM keeps 0.40 after the output layer and 0.22 with every weight random " in text
+    assert f"(paper: {cam[1]:.2f} and {cam[-1]:.2f}): it decorrelates faster here" in text
+
+
+def test_photo_sentence_reads_the_first_stage_against_the_paper_and_counts_its_images():
+    result = _result({"Gradient": 0.46, "GuidedBackprop": 0.99, "NeuronMCT": 0.40})
+    text = report.photo_sentence(result, "EfficientNet-Lite0", 3)
+    assert text.startswith("**EfficientNet-Lite0** (3 images), after `fc2` is randomised.")
+    assert "Guided Backprop keeps 0.99 (paper: " in text
+    assert "Here the paper's pathway gradients keep NeuronMCT 0.40 (paper: " in text
+    assert "like the paper, they decorrelate about as fast" in text
+    assert "means over 3 images" in text
+    assert "means over" not in report.photo_sentence(result, "ResNet-50", 1000)
 
 
 def test_floor_and_shuffled_sentences():
-    assert report.floor_sentence(_summary(0.9, 0.4)) is None
-    high = {k: v._replace(all_random=0.3) for k, v in _summary(0.9, 0.4).items()}
-    assert "falls below 0.30" in report.floor_sentence(high)
+    low = {k: v._replace(all_random=0.3) for k, v in _summary(0.9, 0.4).items()}
+    assert report.floor_sentence(low) is None  # every score at or below 0.3
+    high = _summary(0.9, 0.4) | {"DeepLift": Summary(0.7, 0.39, 0.56)}
+    floor = report.floor_sentence(high)
+    assert floor.startswith("With every weight random, GuidedBackprop 0.50 and DeepLift 0.39 ")
+    assert "DeepLift multiply by the input, which keeps the digit's shape in its map" in floor
+    assert "|Spearman|" not in floor
     text = report.shuffled_sentence(_summary(0.9, 0.4), ["NeuronMCT", "DGR"])
-    assert "Guided Backprop keeps Spearman of |map| 0.70, the plain gradient 0.20" in text
-    assert "|Spearman|" not in report.floor_sentence(high)
-    assert "pathway gradients at most 0.25." in text
+    assert "(most similar first): GuidedBackprop 0.70, NeuronMCT 0.25, Gradient 0.20." in text
+    assert "2 of 3 methods keep more here than with every weight random." in text
+    every = {k: v._replace(all_random=0.0) for k, v in _summary(0.9, 0.4).items()}
+    assert "no method passes this test clearly" in report.shuffled_sentence(every, ["NeuronMCT"])
