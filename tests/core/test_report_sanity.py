@@ -133,7 +133,7 @@ def test_agreement_sentence_says_when_a_pathway_map_is_the_gradient_and_sets_dgr
     assert "But NeuronMCT and NeuronIntGrad score exactly the gradient's 0.613" in text
     assert "DGR (ours, not in the paper) keeps 0.70, 2 of 6 from the most similar." in text
     cam = paper_numbers.SANITY["spearman_abs"]["GradCAM"]
-    assert f"Grad-CAM keeps 0.40 after the output layer and 0.22 with every weight random " in text
+    assert "Grad-CAM keeps 0.40 after the output layer and 0.22 with every weight random " in text
     assert f"(paper: {cam[1]:.2f} and {cam[-1]:.2f}): it decorrelates faster here" in text
 
 
