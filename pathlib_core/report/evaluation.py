@@ -17,7 +17,6 @@ import numpy as np
 
 from .. import paper_numbers
 from ..plotting import _numpy, method_style
-from .text import listed as _names
 from .text import markdown_table
 
 PAPER_NAME = {ours: paper for paper, ours in paper_numbers.REGISTRY_NAME.items()}
@@ -171,6 +170,13 @@ FEW_INPUTS = 10
 """Below this many images (or digits) a LeRF verdict says its ranks are tentative."""
 
 
+def listed(names: Sequence[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``. (Its home would be ``text``, but every chapter
+    loads that module, so a change there makes the whole full edition older than the code.)"""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 NEAR_THIRD = 0.05
 """A paper pathway gradient within this share of the third-best LeRF change is too close to call
 out of the best three."""
@@ -225,15 +231,15 @@ def lerf_verdict(
         ]
         if near:
             agreement += (
-                f" But {_names([f'{n} ({scores[n]:.3g})' for n in near])} "
+                f" But {listed([f'{n} ({scores[n]:.3g})' for n in near])} "
                 f"{'lies' if len(near) == 1 else 'lie'} within {NEAR_THIRD:.0%} of the third "
                 f"({order[2]}, {third:.3g}): a gap this small cannot confirm or contradict the "
                 "paper."
             )
     elif len(level) > 3 and others and all(n in level for n in leading):
         agreement = (
-            f"{_names(leading)} {'is' if len(leading) == 1 else 'are'} level with the best, "
-            f"but so {'is' if len(others) == 1 else 'are'} {_names(others)}. At this precision "
+            f"{listed(leading)} {'is' if len(leading) == 1 else 'are'} level with the best, "
+            f"but so {'is' if len(others) == 1 else 'are'} {listed(others)}. At this precision "
             "the ranking cannot single out the pathway gradients the way the paper's results do."
         )
     elif len(leading) == len(paper_ranks):
@@ -244,7 +250,7 @@ def lerf_verdict(
         )
     else:
         agreement = (
-            f"Only {_names(leading)} {'is' if len(leading) == 1 else 'are'} among the best "
+            f"Only {listed(leading)} {'is' if len(leading) == 1 else 'are'} among the best "
             f"three here. In the paper {both} are among the best."
         )
     sentences = [
@@ -263,9 +269,9 @@ def lerf_verdict(
             )
     mine = "the paper's method" if len(paper_ranks) == 1 else "the paper's methods"
     sentences.append(
-        f"{_names(list(paper_ranks))} ({mine}) "
+        f"{listed(list(paper_ranks))} ({mine}) "
         + ("ranks " if len(paper_ranks) == 1 else "rank ")
-        + _names([str(r) for r in paper_ranks.values()])
+        + listed([str(r) for r in paper_ranks.values()])
         + f" of {len(order)} here."
     )
     sentences.append(agreement)
@@ -292,7 +298,7 @@ def no_better_than(random: str, scores: Mapping[str, float], decimals: int = 3) 
     worse = [n for n, v in scores.items() if n != random and round(v, decimals) >= chance]
     if not worse:
         return None
-    shown = _names([f"{n} ({scores[n]:.{decimals}f})" for n in worse])
+    shown = listed([f"{n} ({scores[n]:.{decimals}f})" for n in worse])
     verb = "changes" if len(worse) == 1 else "change"
     return (
         f"At the last fraction, {shown} {verb} the output no less than removing pixels at "
@@ -318,14 +324,14 @@ def morf_verdict(label: str, order: Sequence[str], random: str = "Random") -> st
     if scores is not None and (level := ties({n: scores[n] for n in order}, 2)):
         head += (
             "At the table's two decimals "
-            + "; ".join(f"{_names(g)} share {scores[g[0]]:.2f}" for g in level)
+            + "; ".join(f"{listed(g)} share {scores[g[0]]:.2f}" for g in level)
             + ", so their order there is only the sorting's. "
         )
     if not below:
         return head + "Every method removes the output faster than a random order of removal."
     poorly = ", so on these inputs MoRF tells the methods apart poorly" if len(below) >= 2 else ""
     return (
-        head + f"{random} ranks {rank_of(random, order)}: {_names(below)} "
+        head + f"{random} ranks {rank_of(random, order)}: {listed(below)} "
         f"{'removes' if len(below) == 1 else 'remove'} the output more slowly than a random "
         f"order{poorly}."
     )

@@ -19,7 +19,8 @@ from torch import Tensor
 from .. import paper_numbers, plotting
 from ..evaluation.sanity import SanityResult
 from ..plotting import _numpy
-from .text import listed, markdown_table
+from .evaluation import listed
+from .text import markdown_table
 
 METRICS = ("spearman_abs", "ssim", "spearman", "hog")
 """The similarities the chapter plots, in panel order."""
