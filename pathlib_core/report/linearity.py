@@ -138,26 +138,44 @@ def _side(mask: Tensor) -> str:
     return "larger" if share > EVEN[1] else "smaller" if share < EVEN[0] else "even"
 
 
+LEVEL = 1.5
+"""Two median radii within this factor of each other are called level in the sparsity sweep."""
+
+
 def _across(radii: Radii, kind: str, other: str) -> str:
     """At which sparsities of the sweep ``kind``'s median neuron-kink radius is the larger one,
-    and by how much ``other``'s is larger where it is."""
+    at which ``other``'s (and by how much, smallest to largest factor), and at which the two
+    are within ``LEVEL`` times of each other."""
     shared = sorted(t for k, t in radii if k == kind and (other, t) in radii)
     ratio = {
         t: median(radii[other, t].neuron_radius) / max(median(radii[kind, t].neuron_radius), 1e-30)
         for t in shared
     }
-    behind = [t for t in shared if ratio[t] > 1]
     if len(shared) < 2:
         return ""
-    if not behind:
+    behind = [t for t in shared if ratio[t] > LEVEL]
+    ahead = [t for t in shared if ratio[t] < 1 / LEVEL]
+    level = [t for t in shared if t not in behind and t not in ahead]
+    if not behind and not level:
         return f" {kind}'s median radius is the larger at every sparsity swept ({_list(shared)})."
-    ahead = [t for t in shared if ratio[t] <= 1]
+    factors = sorted({f"{ratio[t]:.2g}" for t in behind}, key=float)
+    by = (
+        f" (by {factors[0]} to {factors[-1]} times)"
+        if len(factors) > 1
+        else (f" (by {factors[0]} times)" if factors else "")
+    )
+    parts = [
+        f"{kind}'s median radius is the larger at "
+        + (f"sparsity {_list(ahead)}" if ahead else "no sparsity"),
+        f"{other}'s at {_list(behind)}{by}" if behind else f"{other}'s at none",
+    ]
+    if level:
+        parts.append(f"the two are within {LEVEL:g} times of each other at {_list(level)}")
     return (
-        f" Over the sparsities swept, {kind}'s median radius is the larger at "
-        + (f"sparsity {_list(ahead)}" if ahead else "no sparsity")
-        + f" and {other}'s at {_list(behind)} (by "
-        + " to ".join(sorted({f"{ratio[t]:.2g}" for t in (behind[0], behind[-1])}, key=float))
-        + " times)."
+        " Over the sparsities swept, "
+        + " and ".join(parts[:2])
+        + "".join(f"; {p}" for p in parts[2:])
+        + "."
     )
 
 

@@ -232,3 +232,15 @@ def test_profile_figure_leaves_out_zero_flips():
     flips = fig.axes[1].lines[0].get_ydata()
     assert np.isnan(flips[:2]).all() and flips[2] == pytest.approx(0.5)
     assert fig.legends and not fig.axes[0].get_legend()  # the legend is off the data
+
+
+def test_the_sweep_gives_the_whole_range_of_factors_and_calls_close_radii_level():
+    radii, _ = _setup(mct=1.0, whole=0.5, rnd=0.2, dgr=2.0)
+    for s, dgr in ((0.5, 2.97), (0.75, 1.1), (0.95, 2.33), (0.98, 6.51)):
+        radii["DGR (init 1)", s] = _radius([dgr] * 4, [dgr] * 4, [dgr] * 4)
+        radii["NeuronMCT", s] = _radius([1.0] * 4, [1.0] * 4, [1.0] * 4)
+    text = report.radius_summary(radii, 0.5)
+    assert (
+        "NeuronMCT's median radius is the larger at no sparsity and DGR (init 1)'s at 0.5, 0.95, "
+        "0.98 (by 2.3 to 6.5 times); the two are within 1.5 times of each other at 0.75."
+    ) in text
