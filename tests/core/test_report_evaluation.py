@@ -488,3 +488,14 @@ def test_sensitivity_figure_names_the_curves_it_draws_on_top_of_each_other_and_s
     alone = report.sensitivity_figure({"Random": results["Random"]}, "toy")
     assert alone.axes[0].get_xlabel() == "subset size n (pixels)" and not alone.axes[0].collections
     plt.close(alone)
+
+
+def test_roar_verdict_does_not_count_a_pathway_level_with_random_as_agreement():
+    auc = {"NeuronIntGrad": 0.837, "Random": 0.838, "NeuronMCT": 0.840, "Gradient": 0.856}
+    order = report.ranking(auc)
+    level = report.roar_verdict(order, margin=0.006)
+    assert "Here NeuronIntGrad ranks 1, but its AUC (0.837) lies within 0.006 (twice the" in level
+    assert "of Random's (0.838), so its rank does not confirm the paper." in level
+    assert "Here too" not in level
+    assert "Here too a pathway gradient" in report.roar_verdict(order, margin=0.0005)
+    assert "Here too a pathway gradient" in report.roar_verdict(order)  # no spread measured
