@@ -19,7 +19,7 @@ from torch import Tensor
 from .. import paper_numbers, plotting
 from ..evaluation.sanity import SanityResult
 from ..plotting import _numpy
-from .evaluation import listed
+from .evaluation import PAPER_PATHWAYS, listed
 from .text import markdown_table
 
 METRICS = ("spearman_abs", "ssim", "spearman", "hog")
@@ -191,8 +191,6 @@ def memorised_sentence(memorised: float, epochs: int, lr: float) -> str:
     )
 
 
-PAPER_PATHWAYS = ("NeuronMCT", "NeuronIntGrad")
-"""The pathway gradients the paper's sanity checks evaluate (DGR, ours, is not among them)."""
 LIKE_GRADIENT = 0.15
 """A pathway gradient this close to the plain gradient's similarity decorrelates "about as fast"."""
 FLOOR = 0.3

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from pathlib_core import paper_numbers
-from pathlib_core.evaluation.roar import RoarResult
 from pathlib_core.report import evaluation as report
 
 
@@ -251,119 +250,6 @@ def test_separation_verdict_names_the_best_only_when_clearly_above_random():
     )
 
 
-def roar_results(seeds: int = 1):
-    acc = {
-        "GradCAM": [[0.9, 0.3, 0.1]],
-        "Gradient": [[0.9, 0.8, 0.7]],
-        "Random": [[0.9, 0.6, 0.5]],
-    }
-    kar = {"GradCAM": [[0.9, 0.8, 0.8]], "Gradient": [[0.9, 0.4, 0.3]], "Random": [[0.9, 0.5, 0.4]]}
-    make = lambda mode, table: RoarResult(  # noqa: E731
-        mode, [0.0, 0.5, 1.0], {k: torch.tensor(v * seeds) for k, v in table.items()}
-    )
-    return {"roar": make("roar", acc), "kar": make("kar", kar)}
-
-
-def test_roar_numbers_table_and_figure():
-    results = roar_results()
-    names = ["GradCAM", "Gradient", "Random"]
-    auc = report.mean_auc(results, names)
-    assert auc["roar"]["GradCAM"] == pytest.approx(0.5 * (0.9 + 0.3) / 2 + 0.5 * (0.3 + 0.1) / 2)
-    cifar = report.paper_roar_auc("CIFAR-10", "GradCAM")
-    table = paper_numbers.ROAR["CIFAR-10"]
-    expected = paper_numbers.roar_auc(
-        paper_numbers.ROAR_FRACTIONS, (table["base"],) + table["GradCAM"]
-    )
-    assert cifar == pytest.approx(expected)
-    assert report.paper_roar_auc("CIFAR-10", "DeepLift") is None
-    rows = report.roar_table(auc).splitlines()
-    assert rows[0].startswith("| method | ROAR AUC (ours) | KAR AUC (ours) |")
-    assert rows[2].startswith(f"| GradCAM | {auc['roar']['GradCAM']:.3f} | ")
-    assert rows[4].endswith("| - | - |")  # Random: not in the paper
-    fig = report.roar_figure(results, names)
-    roar_ax, kar_ax, paper_ax = fig.axes[:3]
-    assert len(roar_ax.containers) == len(kar_ax.containers) == 3  # one errorbar per method
-    assert roar_ax.get_title() == "ROAR (lower is better)"
-    methods_in_paper = sum(1 for k in paper_numbers.ROAR["CIFAR-10"] if k != "base")
-    assert len(paper_ax.lines) == 2 * methods_in_paper
-    plt.close(fig)
-
-
-def test_roar_verdicts():
-    results = roar_results()
-    names = ["GradCAM", "Gradient", "Random"]
-    auc = report.mean_auc(results, names)
-    order = report.ranking(auc["roar"])
-    assert order == ["GradCAM", "Random", "Gradient"]
-    with pytest.raises(ValueError, match="none of"):
-        report.roar_verdict(order)  # no pathway gradient in the ranking
-    verdict = report.roar_verdict(["GradCAM", "Random", "NeuronMCT", "Gradient"])
-    assert verdict.startswith("**ROAR ranking on MNIST** (best first): GradCAM, Random")
-    assert "Here too a pathway gradient is among the best three. Random ranks 2 of 4." in verdict
-    good = report.roar_verdict(
-        ["GradCAM", "NeuronMCT", "Random"], baseline=0.95, dataset="CIFAR-10"
-    )
-    assert good.startswith("**ROAR ranking on CIFAR-10** (best first)")
-    weak = report.roar_verdict(["GradCAM", "Random", "NeuronMCT"], baseline=0.83)
-    assert weak.startswith("**ROAR on MNIST.** No ranking: the unmodified model reaches only")
-    assert "83.0% (below 90%), so the retrained models learn too little" in weak
-    assert "GradCAM, Random" not in weak and "ranks" not in weak
-    # the bar depends on the dataset: 83% is enough on CIFAR-10
-    assert "No ranking" not in report.roar_verdict(
-        ["GradCAM", "NeuronMCT", "Random"], baseline=0.83, dataset="CIFAR-10"
-    )
-    assert report.seed_spread(results, names, 1) is None
-    assert "With one seed" in report.spread_verdict(auc["roar"], None)
-    spread = report.seed_spread(roar_results(seeds=2), names, 2)
-    assert spread == 0.0
-    assert "largest standard deviation across seeds is 0.000" in report.spread_verdict(
-        auc["roar"], 0.0
-    )
-    beat = report.beating_chance(auc, ["GradCAM", "Gradient"])
-    assert beat == {"roar": ["GradCAM"], "kar": ["GradCAM"]}
-    assert report.beating_chance(auc, ["GradCAM", "Gradient"], margin=1.0) == {
-        "roar": [],
-        "kar": [],
-    }
-    text = report.chance_verdict(beat, 2, "2 of 3", noted=True)
-    assert text.startswith("**Against chance.** Under ROAR, 1 of 2 methods lower the accuracy")
-    assert "by more than twice the seed spread (GradCAM)." in text
-    assert "ROAR hardly tells the methods from a random ranking" in text
-    assert text.endswith("Random ranks 2 of 3 there.")
-    strong = report.chance_verdict({"roar": ["a", "b"], "kar": []}, 3, "1 of 4", noted=False)
-    assert "2 of 3 methods lower the accuracy more than random replacement does (a, b)." in strong
-    assert "hardly" not in strong and "seed spread" not in strong
-    weak = report.chance_verdict(beat, 2, "2 of 3", noted=True, baseline=0.5)
-    assert weak.startswith("**Against chance.** Not compared either") and "1 of 2" not in weak
-    assert report.chance_verdict(beat, 2, "2 of 3", noted=True, baseline=0.95) == text
-
-
-def test_roar_baseline_accuracy_and_verdict():
-    assert report.baseline_accuracy(roar_results()) == pytest.approx(0.9)
-    # two seeds whose unmodified models differ: the mean of fraction 0, not a later fraction
-    two = RoarResult("roar", [0.0, 0.5], {"a": torch.tensor([[0.8, 0.1], [0.6, 0.2]])})
-    assert report.baseline_accuracy({"roar": two}) == pytest.approx(0.7)
-    low = report.baseline_verdict(0.83, "MNIST", 400, 1, 8)
-    assert low.startswith(
-        "**Baseline.** Trained on the unmodified images (400 images, 1 epoch, 8 images a step), "
-        "the CNN reaches 83.0% test accuracy on MNIST: the accuracy at fraction 0 of every curve."
-    )
-    assert "below the 90% this chapter asks before ranking" in low and "no ranking" in low
-    high = report.baseline_verdict(0.975, "MNIST", 4000, 2, 32)
-    assert "(4000 images, 2 epochs, 32 images a step)" in high and "97.5%" in high
-    assert high.endswith("above the 90% this chapter asks before ranking methods.")
-    assert "above the 60%" in report.baseline_verdict(0.7, "CIFAR-10", 50000, 2, 32)
-
-
-def test_degradation_figure_rows_per_mode():
-    image = torch.rand(1, 1, 6, 6)
-    maps = {"a": torch.rand(1, 1, 6, 6), "Random": torch.rand(1, 1, 6, 6)}
-    fig = report.degradation_figure(image, maps, 0.5, lambda x: x[0].numpy())
-    titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["input", "a\nROAR", "Random\nROAR", "input", "a\nKAR", "Random\nKAR"]
-    plt.close(fig)
-
-
 def test_lerf_verdict_agrees_when_only_pathway_gradients_share_the_best():
     pathways = ["NeuronMCT", "NeuronIntGrad", "DGR"]
     scores = {"NeuronMCT": 0.0031, "NeuronIntGrad": 0.0032, "DGR": 0.0033, "Gradient": 0.0034}
@@ -488,14 +374,3 @@ def test_sensitivity_figure_names_the_curves_it_draws_on_top_of_each_other_and_s
     alone = report.sensitivity_figure({"Random": results["Random"]}, "toy")
     assert alone.axes[0].get_xlabel() == "subset size n (pixels)" and not alone.axes[0].collections
     plt.close(alone)
-
-
-def test_roar_verdict_does_not_count_a_pathway_level_with_random_as_agreement():
-    auc = {"NeuronIntGrad": 0.837, "Random": 0.838, "NeuronMCT": 0.840, "Gradient": 0.856}
-    order = report.ranking(auc)
-    level = report.roar_verdict(order, margin=0.006)
-    assert "Here NeuronIntGrad ranks 1, but its AUC (0.837) lies within 0.006 (twice the" in level
-    assert "of Random's (0.838), so its rank does not confirm the paper." in level
-    assert "Here too" not in level
-    assert "Here too a pathway gradient" in report.roar_verdict(order, margin=0.0005)
-    assert "Here too a pathway gradient" in report.roar_verdict(order)  # no spread measured
