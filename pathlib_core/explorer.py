@@ -403,21 +403,20 @@ def draw(view: View, figure: Any = None, size: tuple[float, float] = (9.6, 3.4))
         names, values = list(view.kept), list(view.kept.values())
         colour = plotting.method_style(state.label, pathway=True)["color"]
         kept.bar(range(len(values)), values, color=colour, width=0.8)
-        kept.axhline(
-            view.kept_overall,
-            color="0.3",
-            ls="--",
-            lw=0.8,
-            label=f"all sites: {_percent(round(view.kept_overall, 4))} kept",
-        )
+        kept.axhline(view.kept_overall, color="0.3", ls="--", lw=0.8)
         kept.set_yscale("log")
         kept.set_ylim(1e-4, 1.5)
         kept.yaxis.set_major_formatter(FuncFormatter(_percent))
-        kept.set_xticks(range(len(names)), names, rotation=90, fontsize=5 if len(names) > 12 else 7)
+        step = -(-len(names) // 14)  # at most 14 readable labels
+        ticks = range(0, len(names), step)
+        kept.set_xticks(list(ticks), [names[i] for i in ticks], rotation=90, fontsize=7)
         kept.tick_params(axis="y", labelsize=7)
         kept.set_ylabel("neurons kept", fontsize=8)
-        kept.set_title(f"pathway at sparsity {state.sparsity:g}: kept per site", fontsize=8)
-        kept.legend(fontsize=7, loc="lower left")
+        kept.set_title(
+            f"pathway at sparsity {state.sparsity:g}: kept per site\n(dashed: all sites, "
+            f"{_percent(round(view.kept_overall, 4))} kept)",
+            fontsize=8,
+        )
     figure.tight_layout(pad=0.4)
     return figure
 

@@ -215,6 +215,7 @@ def _pathway_clause(firsts: Mapping[str, float], gradient: float, where: str) ->
         ]
     )
     paper_gradient = _paper("Gradient")
+    furthest = max(firsts.values(), key=lambda v: abs(v - gradient))
     like = max(firsts.values()) < gradient + LIKE_GRADIENT
     return (
         f"{where} the paper's pathway gradients keep {shown}, against {gradient:.2f} for the "
@@ -224,7 +225,8 @@ def _pathway_clause(firsts: Mapping[str, float], gradient: float, where: str) ->
             else "plain gradient: "
         )
         + (
-            "like the paper, they decorrelate about as fast as the gradient"
+            f"like the paper, they decorrelate about as fast as the gradient (within "
+            f"{LIKE_GRADIENT:.2f}; the largest difference is {furthest - gradient:+.2f})"
             if like
             else "unlike the paper, they stay noticeably more similar than the gradient"
         )
@@ -268,10 +270,17 @@ def agreement_sentence(
                 "gradient's and this agreement says little about pathways."
             )
     order = sorted(summary, key=lambda n: -summary[n].after_first)
+    top = f"{order[0]} {summary[order[0]].after_first:.2f}"
     for name in (n for n in pathway_methods if n in summary and n not in paper_pathways):
+        rank = order.index(name) + 1
         sentences.append(
-            f"{name} (ours, not in the paper) keeps {summary[name].after_first:.2f}, "
-            f"{order.index(name) + 1} of {len(order)} from the most similar."
+            f"{name} (ours, not in the paper) keeps {summary[name].after_first:.2f}: "
+            + (
+                f"the most similar of the {len(order)} methods."
+                if rank == 1
+                else f"ranked {rank} of the {len(order)} methods by similarity (the most "
+                f"similar: {top})."
+            )
         )
     if "GradCAM" in summary and (paper_cam := _paper("GradCAM")):
         cam = summary["GradCAM"]

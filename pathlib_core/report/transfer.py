@@ -127,7 +127,7 @@ def training_sentence(history: Mapping[str, Sequence[float]], full_epochs: int =
             "below are those of a generator not trained to the end."
         )
     start = (
-        f"After {epochs} epoch{'s' if epochs != 1 else ''} the pathways keep "
+        f"After {epochs} epoch{'s' if epochs != 1 else ''} the training digits' pathways keep "
         f"{pct(history['kept'][-1])} of the neurons (KL {history['faithfulness'][-1]:.3f})"
     )
     if math.isnan(last):
@@ -194,9 +194,10 @@ def sparsity_sentence(
     class_means = [float(kept[classes == c].mean()) for c in range(n_classes)]
     sites = _share_by_class(by_site, classes, n_classes).mean(axis=0)
     return (
-        f"Pathways keep {pct(kept.mean())} of the neurons on average (standard deviation "
-        f"{pct(kept.std())}, from {pct(kept.min())} to {pct(kept.max())}). By class, the mean "
-        f"ranges from {pct(min(class_means))} (digit {int(np.argmin(class_means))}) to "
+        f"The test digits' pathways keep {pct(kept.mean())} of the neurons on average "
+        f"(standard deviation {pct(kept.std())}, from {pct(kept.min())} to {pct(kept.max())}). "
+        f"By class, the mean ranges from {pct(min(class_means))} "
+        f"(digit {int(np.argmin(class_means))}) to "
         f"{pct(max(class_means))} (digit {int(np.argmax(class_means))}). By site, from "
         f"{pct(sites.min())} ({site_names[int(sites.argmin())]}) to {pct(sites.max())} "
         f"({site_names[int(sites.argmax())]})."
@@ -514,9 +515,9 @@ def cross_class_verdict(accuracy: np.ndarray, confidence: np.ndarray) -> str:
             "Class pathways are class-specific on average: another class's pathway loses most "
             "of what the own class's pathway keeps"
             + (
-                f"; but for {near} of the {others.size} pairs of classes the other class's "
-                f"pathway keeps at least {NEAR_OWN:.0%} of the own pathway's mean accuracy, so "
-                "some groups of classes share their pathways."
+                f"; but for {near} of the {others.size} ordered pairs of different classes the "
+                f"other class's pathway keeps at least {NEAR_OWN:.0%} of the own pathway's mean "
+                "accuracy, so some groups of classes share their pathways."
                 if near > SHARED_PAIRS * others.size
                 else "."
             )

@@ -254,3 +254,12 @@ def test_live_explorer_only_outside_pathbook(monkeypatch):
     assert not explorer.live_allowed()
     monkeypatch.delenv(plotting.CONTEXT_VARIABLE)
     assert explorer.live_allowed()
+
+
+def test_drawn_view_names_the_overall_share_in_its_title_not_over_the_bars(tool):
+    image = list(tool.subjects)[0]
+    (view,) = tool.sweep(image, [0.5], "NeuronMCT")
+    kept = explorer.draw(view).axes[2]
+    assert kept.get_legend() is None
+    assert "(dashed: all sites, " in kept.get_title() and "kept)" in kept.get_title()
+    assert len(kept.get_xticks()) <= 14

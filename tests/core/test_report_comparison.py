@@ -61,6 +61,10 @@ def test_iou_summary_says_when_the_pattern_fails_and_falls_back_to_the_middle_sp
     text = comparison.iou_summary({0.5: m, 0.8: m, 0.99: m}, "X")
     assert text.startswith("X, sparsity 0.8:")
     assert "does **not** agree" in text and "shares 0.40" in text
+    m[4, 5] = 0.1  # Greedy and Random: named apart from the four compared
+    text = comparison.iou_summary({0.5: m, 0.8: m, 0.99: m}, "X")
+    assert "none of these four shares more than 0.30 with random removal." in text
+    assert "Greedy is left out of the comparison (it shares 0.10 with random removal)" in text
 
 
 def test_layerwise_figure_draws_every_other_kind_and_the_kept_fractions():
@@ -94,6 +98,8 @@ def test_dead_shares_figure_and_sentences():
         "per site, sparsity 0.9",
     ]
     assert len(fig.axes[0].patches) == 12 and len(fig.axes[-1].lines) == 6
+    assert [t.get_text() for t in fig.legends[0].texts] == ["dead", "active"]  # off the bars
+    assert fig.axes[-1].get_xticklabels()[0].get_text() == paths[0.9]["NeuronMCT"].sites[0]
     clean = {k: 0.0 for k in COMPARED} | {"DGR (init U)": 0.3, "Random": 0.2, "Greedy": 0.1}
     text = comparison.dead_summary({0.8: clean, 0.9: clean}, 0.4, "Toy")
     assert text.startswith("Toy: 60.0% of all neurons are dead")
@@ -240,4 +246,22 @@ def test_limitation_notes_follow_the_model():
     assert "VGG-16 on 1,000 images from an ImageNet-style folder" in folder
     assert (
         comparison.count(1, "digit") == "1 digit" and comparison.count(32, "digit") == "32 digits"
+    )
+
+
+def test_decoding_sentence_reads_contribution_against_pruning_pathways():
+    kinds_ = ["NeuronMCT", "NeuronIntGrad", "DGR (init 1)", "DGR (init U)"]
+
+    def sentence(*counts):
+        recognised = torch.arange(8)[None].repeat(4, 1) < torch.tensor(counts)[:, None]
+        return comparison.recognised_sentence("MNIST", recognised, kinds_)
+
+    assert sentence(8, 7, 8, 3).endswith(
+        " This run does not separate the two as the paper expects: DGR (init 1) 8 of 8 is "
+        "recognised as often as a contribution pathway (the lowest, 7 of 8)."
+    )
+    assert "As the paper expects, every contribution pathway's" in sentence(8, 7, 6, 3)
+    assert "Unlike the paper's expectation" in sentence(2, 3, 6, 4)
+    assert "paper" not in comparison.recognised_sentence(
+        "Toy", torch.ones(2, 3, dtype=torch.bool), ["NeuronMCT", "Random"]
     )

@@ -131,7 +131,10 @@ def test_agreement_sentence_says_when_a_pathway_map_is_the_gradient_and_sets_dgr
     }
     text = report.agreement_sentence(summary, ["NeuronMCT", "NeuronIntGrad", "DGR"])
     assert "But NeuronMCT and NeuronIntGrad score exactly the gradient's 0.613" in text
-    assert "DGR (ours, not in the paper) keeps 0.70, 2 of 6 from the most similar." in text
+    assert (
+        "DGR (ours, not in the paper) keeps 0.70: ranked 2 of the 6 methods by similarity (the "
+        "most similar: GuidedBackprop 0.94)." in text
+    )
     cam = paper_numbers.SANITY["spearman_abs"]["GradCAM"]
     assert "Grad-CAM keeps 0.40 after the output layer and 0.22 with every weight random " in text
     assert f"(paper: {cam[1]:.2f} and {cam[-1]:.2f}): it decorrelates faster here" in text
@@ -143,7 +146,10 @@ def test_photo_sentence_reads_the_first_stage_against_the_paper_and_counts_its_i
     assert text.startswith("**EfficientNet-Lite0** (3 images), after `fc2` is randomised.")
     assert "Guided Backprop keeps 0.99 (paper: " in text
     assert "Here the paper's pathway gradients keep NeuronMCT 0.40 (paper: " in text
-    assert "like the paper, they decorrelate about as fast" in text
+    assert (
+        "like the paper, they decorrelate about as fast as the gradient (within 0.15; the " in text
+    )
+    assert "largest difference is -0.06)." in text
     assert "means over 3 images" in text
     assert "means over" not in report.photo_sentence(result, "ResNet-50", 1000)
 

@@ -42,7 +42,9 @@ def test_training_figure_draws_every_term_and_the_kept_share():
 
 def test_training_sentence_says_whether_training_levelled_off():
     levelled = R.training_sentence(_history([3.0, 1.0, 0.995, 0.99, 0.99, 0.99, 0.99]))
-    assert levelled.startswith("After 7 epochs the pathways keep 44.1% of the neurons (KL 0.042)")
+    assert levelled.startswith(
+        "After 7 epochs the training digits' pathways keep 44.1% of the neurons (KL 0.042)"
+    )
     assert "over the last 5 epochs the loss fell by 0.5% of" in levelled  # 0.01 of 2.01
     assert levelled.endswith("training has levelled off.")
     paused = R.training_sentence(_history([3.0, 2.0, 2.0, 2.0, 2.0, 1.99, 1.9]))
@@ -86,7 +88,7 @@ def test_sparsity_figure_has_a_box_per_class_and_a_class_by_site_image():
 def test_sparsity_sentence_names_the_extreme_class_and_site():
     kept, by_site, classes = _sparsity_inputs()
     text = R.sparsity_sentence(kept, by_site, classes, n_classes=3)
-    assert text.startswith("Pathways keep 38.3% of the neurons on average")
+    assert text.startswith("The test digits' pathways keep 38.3% of the neurons on average")
     assert "from 20.0% to 70.0%" in text
     assert "from 25.0% (digit 0) to 60.0% (digit 1)" in text
     assert text.endswith("By site, from 20.0% (relu1) to 80.0% (relu2).")
@@ -300,7 +302,10 @@ def test_cross_class_verdict_counts_classes_that_share_pathways():
     confidence = np.full((4, 4), 0.05)
     np.fill_diagonal(confidence, 0.9)
     text = R.cross_class_verdict(accuracy, confidence)
-    assert "class-specific on average" in text and "for 2 of the 12 pairs of classes" in text
+    assert (
+        "class-specific on average" in text
+        and "for 2 of the 12 ordered pairs of different classes" in text
+    )
     accuracy[2, 3] = accuracy[3, 2] = 5.0
     assert "pairs of classes" not in R.cross_class_verdict(accuracy, confidence)
 
