@@ -144,7 +144,10 @@ def table_text(project: Project) -> str:
     lines += [
         "",
         f"In all, {duration(total)} of computing on {' and '.join(devices)}: each chapter's own "
-        "wall time, measured by pathbook around its kernel (chapters may have run side by side).",
+        "wall time, measured by pathbook around its kernel (chapters may have run side by side). "
+        "A chapter that found results saved by an earlier run (attribution maps, trained models, "
+        "retrainings) counts only their loading; {doc}`/book/reproduce` says what the long "
+        "chapters cost from scratch.",
     ]
     return "\n".join(lines) + "\n"
 
