@@ -101,69 +101,140 @@ def curve_panel(ax, order: str, by_method: Mapping[str, Any], style: Mapping | N
     ax.set_xlabel("% of pixels removed")
 
 
-def perturbation_figure(
-    curves: Mapping[str, Mapping[str, Any]],
-    title: str,
-    paper: tuple[str, Mapping[str, Sequence[float]]] | None = None,
-):
-    """LeRF (log scale, from the first removal) and MoRF mean change per method, and with
-    ``paper = (dataset, table)`` a third panel with the paper's LeRF curves on that dataset."""
+def perturbation_figure(curves: Mapping[str, Mapping[str, Any]], title: str):
+    """LeRF (log scale, from the first removal) and MoRF mean change per method, one legend
+    beside both panels (off the data)."""
     import matplotlib.pyplot as plt
 
-    panels = 3 if paper else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.0), layout="constrained")
-    for ax, order in zip(axes, ("lerf", "morf"), strict=False):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
+    for ax, order in zip(axes, ("lerf", "morf"), strict=True):
         curve_panel(ax, order, curves[order])
-        ax.set_title(f"{order.upper()} ({'lower' if order == 'lerf' else 'higher'} is better)")
-    for ax in axes[:2]:  # MoRF's rankings read AOPC, the signed drop: see its verdict
+        better = "lower" if order == "lerf" else "higher"
+        ax.set_title(f"{ORDER_NAME[order]} ({better} is better)")
         ax.set_ylabel("mean absolute fractional change of the logit")
     axes[0].set_yscale("log")  # LeRF changes span orders of magnitude between methods
-    axes[1].legend(fontsize=7)
-    if paper:
-        label, table = paper
-        for paper_name, values in table.items():
-            ours = paper_numbers.REGISTRY_NAME.get(paper_name)
-            axes[2].plot(
-                range(1, len(values) + 1),
-                values,
-                marker=".",
-                label=paper_name,
-                **method_style(ours or paper_name),
-            )
-        axes[2].set_title(f"paper, LeRF, {label}")
-        axes[2].set_yscale("log")
-        axes[2].set_xlabel("% of pixels removed")
-        axes[2].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # off the data
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="outside right center")
     fig.suptitle(title)
     return fig
 
 
-def perturbation_table(
-    results: Mapping[str, Mapping[str, Mapping[str, Any]]], names: Sequence[str]
-) -> str:
-    """Per method: our LeRF change at the last fraction on each model, the paper's at 10% on
-    ImageNet and CIFAR-10, and our MoRF AOPC on each model. ``results`` maps a model's label to
-    its ``{"lerf": curves, "morf": curves}``."""
+ORDER_NAME = {"lerf": "LeRF", "morf": "MoRF"}
+
+
+def paper_lerf_figure(datasets: Sequence[str]):
+    """The paper's LeRF curves on each of ``datasets`` (keys of ``paper_numbers.LERF``), one
+    panel each, with its method names and ours in brackets."""
+    import matplotlib.pyplot as plt
+
+    rows = len(datasets) // 2 + 1  # two panels a row, the legend in the cell after the last
+    fig, axes = plt.subplots(rows, 2, figsize=(11, 4.2 * rows), squeeze=False)
+    cells = list(axes.flat)
+    for ax, dataset in zip(cells, datasets, strict=False):
+        for paper_name, values in paper_numbers.LERF[dataset].items():
+            ours = paper_numbers.REGISTRY_NAME.get(paper_name)
+            ax.plot(
+                100 * np.array(paper_numbers.LERF_FRACTIONS),
+                values,
+                marker=".",
+                label=paper_name if ours in (None, paper_name) else f"{paper_name} ({ours})",
+                **method_style(ours or paper_name),
+            )
+        ax.set_title(f"paper: LeRF on {dataset} (lower is better)")
+        ax.set_yscale("log")
+        ax.set_xlabel("% of pixels removed")
+        ax.set_ylabel("absolute fractional change of the output")
+    handles, labels = cells[0].get_legend_handles_labels()
+    for ax in cells[len(datasets) :]:
+        ax.axis("off")
+    cells[len(datasets)].legend(handles, labels, fontsize=9, loc="center")
+    fig.tight_layout()
+    return fig
+
+
+def lerf_mean(curve: Any) -> float:
+    """A LeRF curve's mean change over its removal fractions (0 left out): the whole range in
+    one number, where the change at the last fraction reads one point."""
+    return float(curve.mean_change[1:].mean())
+
+
+def copied_row(dataset: str, paper_name: str) -> str | None:
+    """The other dataset whose LeRF row in the official plotting code equals ``paper_name``'s
+    row on ``dataset`` (probably a copy there), or ``None``."""
+    row = paper_numbers.LERF[dataset].get(paper_name)
+    others = (d for d in paper_numbers.LERF if d != dataset)
+    return next((d for d in others if row and paper_numbers.LERF[d].get(paper_name) == row), None)
+
+
+LERF_PAPER = ("ImageNet", "CIFAR-10")
+"""The paper's datasets whose LeRF value at 10% the table shows beside ours."""
+
+
+def lerf_table(results: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -> str:
+    """Per method and model: our LeRF change at the last fraction (as the verdicts read it,
+    three decimals) and its mean over all fractions (three significant figures); then the
+    paper's change at 10%, marked † where the official row repeats another dataset's.
+    ``results`` maps a model's label to its ``{"lerf": curves, ...}``."""
     labels = list(results)
-    header = (
-        ["method"]
-        + [f"{label} LeRF @10%" for label in labels]
-        + ["paper ImageNet LeRF @10%", "paper CIFAR-10 LeRF @10%"]
-        + [f"{label} MoRF AOPC" for label in labels]
-    )
-    rows = []
+    header = ["method"]
+    for label in labels:
+        header += [f"{label} @10%", f"{label} mean"]
+    header += [f"paper {d} @10%" for d in LERF_PAPER]
+    rows, marked = [], []
     for name in names:
+        row = [name]
+        for label in labels:
+            curve = results[label]["lerf"][name]
+            row += [f"{at_last(curve):.3f}", f"{lerf_mean(curve):.3g}"]
         paper = PAPER_NAME.get(name)
-        rows.append(
-            [name]
-            + [f"{at_last(results[label]['lerf'][name]):.3f}" for label in labels]
-            + [
-                f"{paper_numbers.LERF[d][paper][-1]:.3f}" if paper else "-"
-                for d in ("ImageNet", "CIFAR-10")
-            ]
-            + [f"{float(results[label]['morf'][name].aopc.mean()):.2f}" for label in labels]
-        )
-    return markdown_table(header, rows)
+        for dataset in LERF_PAPER:
+            if paper is None:
+                row.append("-")
+                continue
+            copy = copied_row(dataset, paper)
+            row.append(f"{paper_numbers.LERF[dataset][paper][-1]:.3f}" + (" †" if copy else ""))
+            if copy:
+                marked.append(
+                    f"† {paper}'s {dataset} row in the official plotting code equals its {copy} "
+                    "row."
+                )
+        rows.append(row)
+    return markdown_table(header, rows) + "".join(f"\n\n{m}" for m in dict.fromkeys(marked))
+
+
+def morf_table(results: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -> str:
+    """Per method: our MoRF AOPC on each model (in the model's logit units)."""
+    labels = list(results)
+    rows = [
+        [name] + [f"{float(results[label]['morf'][name].aopc.mean()):.2f}" for label in labels]
+        for name in names
+    ]
+    return markdown_table(["method"] + [f"{label} MoRF AOPC" for label in labels], rows)
+
+
+def range_sentence(
+    label: str, curves: Mapping[str, Any], paper_pathways: Sequence[str] = PAPER_PATHWAYS
+) -> str:
+    """The LeRF order by the mean change over the whole range, and where the paper's pathway
+    gradients stand in it: the verdict above reads only the last fraction."""
+    order = ranking({name: lerf_mean(curve) for name, curve in curves.items()})
+    ranks = {n: order.index(n) + 1 for n in paper_pathways if n in order}
+    where = listed([f"{n} {r}" for n, r in ranks.items()])
+    return (
+        f"Over the whole range (the mean change over every fraction removed), the {label} order "
+        f"is {', '.join(order)}; the paper's pathway gradients rank {where} of {len(order)}."
+    )
+
+
+def grad_cam_in_paper(at: int = -1) -> str:
+    """Grad-CAM's rank among the paper's methods on each of its LeRF datasets at one fraction
+    (by default 10%), lowest change first."""
+    parts = []
+    for dataset, table in paper_numbers.LERF.items():
+        if "GradCAM" in table:
+            order = ranking({n: v[at] for n, v in table.items()})
+            parts.append(f"{rank_of('GradCAM', order)} on {dataset}")
+    return listed(parts)
 
 
 FEW_INPUTS = 10
@@ -219,6 +290,7 @@ def lerf_verdict(
         level = [n for n in order if n in tied_with(order[0], scores)]
     leading = [n for n in paper_ranks if n in top]
     others = [n for n in level if n not in paper_ranks and n not in pathway_methods]
+    also = [n for n in level if n not in paper_ranks]  # named beside them, DGR included
     both = "both" if len(paper_ranks) == 2 else "all"
     if not leading:
         none = "neither" if len(paper_ranks) == 2 else "none"
@@ -239,7 +311,7 @@ def lerf_verdict(
     elif len(level) > 3 and others and all(n in level for n in leading):
         agreement = (
             f"{listed(leading)} {'is' if len(leading) == 1 else 'are'} level with the best, "
-            f"but so {'is' if len(others) == 1 else 'are'} {listed(others)}. At this precision "
+            f"but so {'is' if len(also) == 1 else 'are'} {listed(also)}. At this precision "
             "the ranking cannot single out the pathway gradients the way the paper's results do."
         )
     elif len(leading) == len(paper_ranks):
@@ -276,7 +348,10 @@ def lerf_verdict(
     )
     sentences.append(agreement)
     if "GradCAM" in order:
-        sentences.append(f"Grad-CAM ranks {rank_of('GradCAM', order)}.")
+        sentences.append(
+            f"Grad-CAM ranks {rank_of('GradCAM', order)} (in the paper, at 10%: "
+            f"{grad_cam_in_paper()})."
+        )
     if scores is not None and (chance := no_better_than(random, scores)):
         sentences.append(chance)
     if n_inputs is not None and n_inputs < FEW_INPUTS:
@@ -327,14 +402,30 @@ def morf_verdict(label: str, order: Sequence[str], random: str = "Random") -> st
             + "; ".join(f"{listed(g)} share {scores[g[0]]:.2f}" for g in level)
             + ", so their order there is only the sorting's. "
         )
+    close = ""
+    if scores is not None:
+        chance = scores[random]
+        above = list(order)[: list(order).index(random)]
+        near = [n for n in above if scores[n] - chance <= NEAR_RANDOM * abs(chance)]
+        if near:
+            shown = listed([f"{n} ({scores[n]:.2f})" for n in near])
+            close = (
+                f" {shown} {'lies' if len(near) == 1 else 'lie'} within {NEAR_RANDOM:.0%} of "
+                f"{random} ({chance:.2f}): too close to call {'it' if len(near) == 1 else 'them'} "
+                "better than chance."
+            )
     if not below:
-        return head + "Every method removes the output faster than a random order of removal."
+        return head + "Every method lowers the logit faster than a random order of removal." + close
     poorly = ", so on these inputs MoRF tells the methods apart poorly" if len(below) >= 2 else ""
     return (
         head + f"{random} ranks {rank_of(random, order)}: {listed(below)} "
-        f"{'removes' if len(below) == 1 else 'remove'} the output more slowly than a random "
-        f"order{poorly}."
+        f"{'lowers' if len(below) == 1 else 'lower'} the logit more slowly than a random "
+        f"order{poorly}." + close
     )
+
+
+NEAR_RANDOM = 0.05
+"""A MoRF AOPC within this share above Random's is too close to call better than chance."""
 
 
 # ------------------------------------------------------------------------------ sensitivity-n

@@ -45,8 +45,11 @@ def test_lerf_verdict_agrees_or_disagrees_with_the_paper():
     # the ranks are ours, not the paper's; one of the two outside the best three: no agreement
     assert "NeuronMCT and NeuronIntGrad (the paper's methods) rank 3 and 5 of 6 here." in agree
     assert "Only NeuronMCT is among the best three here. In the paper both are among" in agree
-    assert "As in the paper" not in agree and ":" not in agree.split("(best first):")[1]
-    assert agree.endswith(" Grad-CAM ranks 2 of 6.")
+    assert "As in the paper" not in agree
+    assert agree.endswith(
+        " Grad-CAM ranks 2 of 6 (in the paper, at 10%: 2 of 8 on CIFAR-10, 4 of 8 on Birdsnap "
+        "and 1 of 8 on ImageNet)."
+    )
     both = report.lerf_verdict(
         "MNIST", ["NeuronIntGrad", "GradCAM", "NeuronMCT", "Gradient", "Random"], pathways
     )
@@ -96,7 +99,7 @@ def test_lerf_verdict_says_when_the_best_pathway_gradient_ties():
     # a six-way tie at the top does not single out the paper's methods: no agreement claimed
     assert (
         "NeuronMCT and NeuronIntGrad are level with the best, but so are IntegratedGradients, "
-        "DeepLift and InputXGradient. At this precision"
+        "DeepLift, InputXGradient and DGR. At this precision"
     ) in text
     assert "cannot single out the pathway gradients" in text and "As in the paper" not in text
     # explicit scores work with a plain list too
@@ -121,45 +124,79 @@ def test_lerf_verdict_says_when_the_best_pathway_gradient_ties():
 
 
 def test_morf_verdict_reads_the_ranking_against_chance():
-    assert "Every method removes the output faster" in report.morf_verdict("A", ["x", "Random"])
+    assert "Every method lowers the logit faster" in report.morf_verdict("A", ["x", "Random"])
     one = report.morf_verdict("A", ["x", "Random", "y"])
-    assert "Random ranks 2 of 3: y removes the output more slowly" in one and "poorly" not in one
+    assert "Random ranks 2 of 3: y lowers the logit more slowly" in one and "poorly" not in one
     two = report.morf_verdict("A", ["Random", "x", "y"])
-    assert "x and y remove" in two and "tells the methods apart poorly." in two
+    assert "x and y lower the logit" in two and "tells the methods apart poorly." in two
 
 
-def test_perturbation_table_has_ours_and_the_papers_numbers():
-    curves = {"lerf": {"GradCAM": curve(0.25), "DeepLift": curve(0.5)}}
-    curves["morf"] = {"GradCAM": curve(0, 1.5), "DeepLift": curve(0, 0.25)}
-    table = report.perturbation_table({"MNIST": curves}, ["GradCAM", "DeepLift"]).splitlines()
+def test_lerf_and_morf_tables_have_ours_the_mean_and_the_papers_numbers():
+    curves = {"lerf": {"GradCAM": curve(0.25), "NeuronIntGrad": curve(0.5)}}
+    curves["morf"] = {"GradCAM": curve(0, 1.5), "NeuronIntGrad": curve(0, 0.25)}
+    results = {"MNIST": curves}
+    table = report.lerf_table(results, ["GradCAM", "NeuronIntGrad"]).splitlines()
     assert table[0] == (
-        "| method | MNIST LeRF @10% | paper ImageNet LeRF @10% | paper CIFAR-10 LeRF @10% "
-        "| MNIST MoRF AOPC |"
+        "| method | MNIST @10% | MNIST mean | paper ImageNet @10% | paper CIFAR-10 @10% |"
     )
     imagenet = paper_numbers.LERF["ImageNet"]["GradCAM"][-1]
     cifar = paper_numbers.LERF["CIFAR-10"]["GradCAM"][-1]
-    assert table[2] == f"| GradCAM | 0.250 | {imagenet:.3f} | {cifar:.3f} | 1.50 |"
-    assert table[3] == "| DeepLift | 0.500 | - | - | 0.25 |"
+    # the mean over the fractions removed leaves fraction 0 out: (0.125 + 0.25) / 2
+    assert table[2] == f"| GradCAM | 0.250 | 0.188 | {imagenet:.3f} | {cifar:.3f} |"
+    # the official ImageNet row of NeuronIntGrad repeats its Birdsnap row: marked, and said
+    assert table[3].startswith("| NeuronIntGrad | 0.500 | 0.375 | 0.166 † | ")
+    assert (
+        table[-1]
+        == "† NeuronIntGrad's ImageNet row in the official plotting code equals its Birdsnap row."
+    )
+    assert report.copied_row("CIFAR-10", "GradCAM") is None
+    morf = report.morf_table(results, ["GradCAM", "NeuronIntGrad"]).splitlines()
+    assert morf[0] == "| method | MNIST MoRF AOPC |" and morf[2] == "| GradCAM | 1.50 |"
 
 
-def test_perturbation_figure_panels_and_lines():
+def test_range_sentence_orders_by_the_mean_over_every_fraction():
+    # Gradient is lowest at the last fraction, NeuronMCT over the whole range
+    lerf = {"Gradient": curve(0.1), "NeuronMCT": curve(0.12), "NeuronIntGrad": curve(0.3)}
+    lerf["NeuronMCT"].mean_change = torch.tensor([0.0, 0.01, 0.12])
+    assert report.lerf_ranking(lerf) == ["Gradient", "NeuronMCT", "NeuronIntGrad"]
+    assert report.range_sentence("MNIST", lerf) == (
+        "Over the whole range (the mean change over every fraction removed), the MNIST order is "
+        "NeuronMCT, Gradient, NeuronIntGrad; the paper's pathway gradients rank NeuronMCT 1 and "
+        "NeuronIntGrad 3 of 3."
+    )
+
+
+def test_perturbation_figures_ours_beside_one_legend_and_the_papers_apart():
     curves = {
         order: {"Gradient": curve(0.5, 1), "Random": curve(0.9, 2)} for order in ("lerf", "morf")
     }
-    fig = report.perturbation_figure(curves, "toy", ("CIFAR-10", paper_numbers.LERF["CIFAR-10"]))
-    lerf, morf, paper = fig.axes
-    assert lerf.get_title() == "LERF (lower is better)" and lerf.get_yscale() == "log"
-    assert morf.get_title() == "MORF (higher is better)"
+    fig = report.perturbation_figure(curves, "toy")
+    lerf, morf = fig.axes
+    assert lerf.get_title() == "LeRF (lower is better)" and lerf.get_yscale() == "log"
+    assert morf.get_title() == "MoRF (higher is better)"
     assert len(lerf.lines) == len(morf.lines) == 2
     assert len(lerf.lines[0].get_xdata()) == 2  # LeRF starts at the first removal
     assert len(morf.lines[0].get_xdata()) == 3
-    assert len(paper.lines) == len(paper_numbers.LERF["CIFAR-10"])
-    assert paper.get_title() == "paper, LeRF, CIFAR-10"
-    assert fig._suptitle.get_text() == "toy"
+    assert [t.get_text() for t in fig.legends[0].texts] == ["Gradient", "Random"]
+    assert morf.get_legend() is None and fig._suptitle.get_text() == "toy"
     plt.close(fig)
-    fig = report.perturbation_figure(curves, "toy")
-    assert len(fig.axes) == 2
-    plt.close(fig)
+    paper = report.paper_lerf_figure(["CIFAR-10", "ImageNet"])
+    cifar, imagenet, legend_cell, _ = paper.axes  # two a row, the legend after the last
+    assert len(cifar.lines) == len(paper_numbers.LERF["CIFAR-10"])
+    assert cifar.get_title() == "paper: LeRF on CIFAR-10 (lower is better)"
+    assert not legend_cell.lines and not legend_cell.axison
+    labels = [t.get_text() for t in legend_cell.get_legend().texts]
+    assert "InputMCT (InputXGradient)" in labels and "GradCAM" in labels
+    plt.close(paper)
+
+
+def test_morf_verdict_calls_a_method_just_above_random_too_close():
+    scores = {"NeuronMCT": 2.36, "InputXGradient": 2.26, "Random": 2.23, "Gradient": 2.0}
+    text = report.morf_verdict("Lite0", report.ranking(scores, higher_is_better=True))
+    assert "InputXGradient (2.26) lies within 5% of Random (2.23): too close to call it" in text
+    assert "NeuronMCT (2.36)" not in text  # 5.8% above
+    far = report.morf_verdict("Lite0", report.ranking(scores | {"InputXGradient": 2.5}, True))
+    assert "too close" not in far
 
 
 def sens(values):
@@ -256,7 +293,7 @@ def test_lerf_verdict_agrees_when_only_pathway_gradients_share_the_best():
     scores |= {"GradCAM": 0.02, "Random": 0.1}
     text = report.lerf_verdict("A", report.ranking(scores), pathways)
     assert "4 methods (NeuronMCT, NeuronIntGrad, DGR, Gradient) share" in text
-    assert "level with the best, but so is Gradient." in text
+    assert "level with the best, but so are DGR and Gradient." in text
     scores["Gradient"] = 0.005  # now only pathway gradients share the best value
     text = report.lerf_verdict("A", report.ranking(scores), pathways)
     assert "As in the paper, both are among the best three" in text and "level" not in text
