@@ -45,3 +45,21 @@ def built_book(tmp_path_factory) -> Path:
     code = main(["--root", str(root), "build", "--profile", "quick", "-j", "2"])
     assert code == 0, "pathbook build failed on a clean checkout; see the output above"
     return root
+
+
+@pytest.fixture(scope="session")
+def built_edition(tmp_path_factory) -> Path:
+    """Root of a clean copy after `pathbook build --profile full --no-execute`: the committed
+    full edition's HTML, what the Pages workflow publishes; nothing may be executed."""
+    from pathbook import execute
+
+    root = clean_copy(tmp_path_factory.mktemp("edition"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(execute, "execute", _refuse)
+        code = main(["--root", str(root), "build", "--profile", "full", "--no-execute"])
+    assert code == 0, "pathbook build --no-execute failed on a clean checkout; see above"
+    return root
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("a build from the edition executed a notebook")

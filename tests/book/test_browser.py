@@ -33,10 +33,13 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def served(built_book):
-    """The HTML served on a free localhost port, as GitHub Pages would serve it."""
-    root = built_book / "_build" / "html"
+@pytest.fixture(scope="module", params=["quick", "full edition"])
+def served(request):
+    """The HTML served on a free localhost port, as GitHub Pages would serve it: the quick build
+    that CI executes, and the committed full edition built with nothing executed (the one the
+    Pages workflow publishes)."""
+    built = request.getfixturevalue("built_book" if request.param == "quick" else "built_edition")
+    root = built / "_build" / "html"
     handler = functools.partial(QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
