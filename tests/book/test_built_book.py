@@ -51,3 +51,17 @@ def test_noop_rebuild_executes_nothing(built_book, capsys):
 
     assert build(load_project(built_book), "quick", html=False) == 0
     assert "executed 0 notebook(s)" in capsys.readouterr().err
+
+
+def test_the_full_edition_says_so_and_every_chapter_is_the_full_profile(built_edition):
+    project = load_project(built_edition)
+    html_root = built_edition / "_build" / "html"
+    intro = (html_root / "book" / "intro.html").read_text()
+    assert intro.index("You are reading the full edition.") < intro.index(
+        'id="the-idea-in-one-paragraph"'
+    )
+    assert "without executing a notebook" in intro
+    for name in project.chapters:
+        page = (html_root / "book" / "generated" / f"{name}.html").read_text()
+        assert "committed <code" in page and "full</span></code> edition" in page, name
+        assert "Older than the code" not in page, f"{name}: its entry is older than the code"
