@@ -258,13 +258,18 @@ def dead_summary(
         groups.append(f"without: {', '.join(without)}")
     verdict = "; ".join(groups) + ". "
     if contribution_clean and "DGR (init U)" in with_dead:
+        dgr, chance = at["DGR (init U)"], at["Random"]
+        versus = (
+            "about as many as"
+            if abs(dgr - chance) <= 0.05
+            else ("fewer than" if dgr < chance else "more than")
+        )
         verdict += (
-            f"DGR (init U) keeps {pct(at['DGR (init U)'])} dead neurons, random "
-            f"removal {pct(at['Random'])} (a dead neuron's gate gets no gradient from "
-            "the output, only the L1 pull, which lowers every such gate alike, so those "
-            "kept are the ones that started highest: a random choice), "
-            "which agrees with the paper's point that the pruning objective does not "
-            "avoid them"
+            f"DGR (init U) keeps {pct(dgr)} dead neurons, {versus} random removal "
+            f"({pct(chance)}) and far from the contribution pathways' none (a dead neuron's gate "
+            "gets no gradient from the output, only the L1 pull, which lowers every such gate "
+            "alike, so those kept are the ones that started highest), which agrees with the "
+            "paper's point that the pruning objective does not avoid them"
         )
         if "DGR (init 1)" in without + almost_none:
             verdict += (
@@ -463,11 +468,18 @@ def _decode_separation(hits: Mapping[str, int], n: int) -> str:
             "recognised more often than any contribution pathway's."
         )
     level = [k for k in theirs if theirs[k] >= min(ours.values())]
+    behind = [k for k in theirs if k not in level]
     shown = ", ".join(f"{k} {_share(theirs[k], n)}" for k in level)
     return (
         f" This run does not separate the two as the paper expects: {shown} "
-        f"{'is' if len(level) == 1 else 'are'} recognised as often as a contribution pathway "
-        f"(the lowest, {_share(min(ours.values()), n)})."
+        f"{'is' if len(level) == 1 else 'are'} recognised at least as often as a contribution "
+        f"pathway (the lowest, {_share(min(ours.values()), n)})"
+        + (
+            f", while {', '.join(f'{k} {_share(theirs[k], n)}' for k in behind)} "
+            f"{'falls' if len(behind) == 1 else 'fall'} behind both."
+            if behind
+            else "."
+        )
     )
 
 

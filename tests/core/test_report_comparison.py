@@ -103,7 +103,11 @@ def test_dead_shares_figure_and_sentences():
     clean = {k: 0.0 for k in COMPARED} | {"DGR (init U)": 0.3, "Random": 0.2, "Greedy": 0.1}
     text = comparison.dead_summary({0.8: clean, 0.9: clean}, 0.4, "Toy")
     assert text.startswith("Toy: 60.0% of all neurons are dead")
-    assert "DGR (init U) keeps 30.0% dead neurons, random removal 20.0%" in text
+    assert "DGR (init U) keeps 30.0% dead neurons, more than random removal (20.0%) and far" in text
+    fewer = comparison.dead_summary({0.9: clean | {"Random": 0.5}}, 0.4, "Toy")
+    assert "DGR (init U) keeps 30.0% dead neurons, fewer than random removal (50.0%)" in fewer
+    alike = comparison.dead_summary({0.9: clean | {"Random": 0.28}}, 0.4, "Toy")
+    assert "about as many as random removal (28.0%)" in alike
     assert "DGR (init 1) keeps none" in text
     assert "without: NeuronMCT, NeuronIntGrad, DGR (init 1)." in text and "almost none:" not in text
     # MNIST-like: a share of 0.4% is "almost none" (with its share), never "without"
@@ -258,7 +262,8 @@ def test_decoding_sentence_reads_contribution_against_pruning_pathways():
 
     assert sentence(8, 7, 8, 3).endswith(
         " This run does not separate the two as the paper expects: DGR (init 1) 8 of 8 is "
-        "recognised as often as a contribution pathway (the lowest, 7 of 8)."
+        "recognised at least as often as a contribution pathway (the lowest, 7 of 8), while "
+        "DGR (init U) 3 of 8 falls behind both."
     )
     assert "As the paper expects, every contribution pathway's" in sentence(8, 7, 6, 3)
     assert "Unlike the paper's expectation" in sentence(2, 3, 6, 4)
