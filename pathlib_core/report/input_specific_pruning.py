@@ -406,12 +406,19 @@ def sanity_sentence(
             "same": "about as close to them as the gradient",
             "further": "further from them than the gradient",
         }
+
+        def against(m: str) -> str:
+            first = compared[_against_gradient(after_output[m] - after_output["Gradient"])]
+            last = compared[_against_gradient(all_random[m] - all_random["Gradient"])]
+            if first == last:
+                return first
+            return f"{first} after the output layer but {last} with every layer random"
+
         meaning += (
-            " After the output layer, the other sparsities: "
+            " The other sparsities, after the output layer and with every layer random (the "
+            f"gradient: {after_output['Gradient']:.2f} and {all_random['Gradient']:.2f}): "
             + "; ".join(
-                f"{m} {after_output[m]:.2f}, "
-                + compared[_against_gradient(after_output[m] - after_output["Gradient"])]
-                for m in others
+                f"{m} {after_output[m]:.2f} and {all_random[m]:.2f}, {against(m)}" for m in others
             )
             + "."
         )
@@ -466,7 +473,7 @@ def summary_table(
     (``photo_label`` names the ImageNet classifier)."""
     header = [
         "map",
-        "sanity: MNIST \\|Spearman\\| after fc2",
+        "sanity: MNIST Spearman of \\|map\\| after fc2",
         "all random",
         "MNIST LeRF @10%",
         "MNIST MoRF AOPC",
@@ -505,8 +512,15 @@ def _versus(scores: Mapping[str, float], ours: Sequence[str], lower_is_better: b
     other = pick((m for m in scores if m not in ours), key=scores.get)
     wins = scores[mine] < scores[other] if lower_is_better else scores[mine] > scores[other]
     tie = abs(scores[mine] - scores[other]) <= TIE * max(abs(scores[mine]), abs(scores[other]))
-    verdict = "about even" if tie else "for the claim" if wins else "against the claim"
-    return f"{mine} {scores[mine]:.3g} against {other} {scores[other]:.3g}, {verdict}"
+    verdict = (
+        f"about even (within {TIE:.0%})"
+        if tie
+        else "for the claim"
+        if wins
+        else "against the claim"
+    )
+    digits = 3 if f"{scores[mine]:.3g}" != f"{scores[other]:.3g}" else 4  # never show a false tie
+    return f"{mine} {scores[mine]:.{digits}g} against {other} {scores[other]:.{digits}g}, {verdict}"
 
 
 def claims_sentence(

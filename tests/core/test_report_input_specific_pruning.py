@@ -353,8 +353,18 @@ def test_sanity_sentence_names_its_sparsity_and_the_others():
     )
     text = report.sanity_sentence(cascade, "PruneGrad 0.9", 0.9)
     assert "The pruned maps at sparsity 0.9 stay much closer" in text and "probably" in text
-    assert "PruneGrad 0.5 0.60, about as close to them as the gradient" in text
-    assert "PruneGrad 0.99 0.30, further from them than the gradient." in text
+    assert "The other sparsities, after the output layer and with every layer random (the " in text
+    assert "gradient: 0.60 and 0.30): PruneGrad 0.5 0.60 and 0.30, about as close to them" in text
+    assert "PruneGrad 0.99 0.30 and 0.15, further from them than the gradient." in text
+    # near the gradient after the output layer, far above it with every layer random
+    cascade.scores["PruneGrad 0.99"]["spearman_abs"] = torch.tensor(
+        [[1.0, 1.0], [0.69, 0.69], [0.72, 0.72]]
+    )
+    text = report.sanity_sentence(cascade, "PruneGrad 0.9", 0.9)
+    assert (
+        "PruneGrad 0.99 0.69 and 0.72, about as close to them as the gradient after the output "
+        "layer but closer to the trained model's maps than the gradient with every layer random."
+    ) in text
 
 
 def test_claims_sentence_sets_each_evaluation_against_the_2019_claim():
@@ -367,9 +377,14 @@ def test_claims_sentence_sets_each_evaluation_against_the_2019_claim():
     assert "LeRF on VGG-16, PruneGrad 0.9 0.5 against Random 0.1, against the claim" in text
     assert "MoRF on VGG-16" in text and text.endswith("ROAR was not run for the 2019 maps.")
     close = _curves({"Gradient": 0.4, "PruneGrad 0.9": 0.39})
-    assert "0.39 against Gradient 0.4, about even" in report.claims_sentence(
+    assert "0.39 against Gradient 0.4, about even (within 5%)" in report.claims_sentence(
         cascade, close, close, ["PruneGrad 0.9"]
     )
+    # two scores that 3 significant figures would show alike get a fourth
+    hair = _curves({"Gradient": 10.46, "PruneGrad 0.9": 10.549})
+    text = report.claims_sentence(cascade, hair, hair, ["PruneGrad 0.9"])
+    assert "10.5 against Gradient 10.5," not in text
+    assert "PruneGrad 0.9 10.55 against Gradient 10.46, about even (within 5%)" in text
 
 
 def test_groups_figure_keeps_its_legend_off_the_data():
