@@ -166,6 +166,9 @@ def copied_row(dataset: str, paper_name: str) -> str | None:
     return next((d for d in others if row and paper_numbers.LERF[d].get(paper_name) == row), None)
 
 
+SHORT_LABEL = {"EfficientNet-Lite0": "Lite0"}
+"""Shorter names for the LeRF table's headers, so that its seven columns fit the page."""
+
 LERF_PAPER = ("ImageNet", "CIFAR-10")
 """The paper's datasets whose LeRF value at 10% the table shows beside ours."""
 
@@ -178,8 +181,9 @@ def lerf_table(results: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -
     labels = list(results)
     header = ["method"]
     for label in labels:
-        header += [f"{label} @10%", f"{label} mean"]
-    header += [f"paper {d} @10%" for d in LERF_PAPER]
+        short = SHORT_LABEL.get(label, label)
+        header += [f"{short} @10%", f"{short} mean"]
+    header += [f"paper {SHORT_LABEL.get(d, d)} @10%" for d in LERF_PAPER]
     rows, marked = [], []
     for name in names:
         row = [name]
@@ -233,7 +237,11 @@ def grad_cam_in_paper(at: int = -1) -> str:
     for dataset, table in paper_numbers.LERF.items():
         if "GradCAM" in table:
             order = ranking({n: v[at] for n, v in table.items()})
-            parts.append(f"{rank_of('GradCAM', order)} on {dataset}")
+            level = [
+                n for n, v in table.items() if n != "GradCAM" and v[at] == table["GradCAM"][at]
+            ]
+            tied = f", tied with {listed(level)}" if level else ""
+            parts.append(f"{rank_of('GradCAM', order)} on {dataset}{tied}")
     return listed(parts)
 
 
@@ -615,10 +623,18 @@ def separation_verdict(
     level = f", with {', '.join(close)} within {margin:.3f} of it" if close else ""
     one_mean = margin / math.sqrt(2)  # two standard errors of one mean, not of a difference
     off_zero = [n for n in others if abs(others[n]) > one_mean]
+    where = (
+        f"{random}'s {chance:.3f} lies within it"
+        if abs(chance) <= one_mean
+        else f"only {random}'s {chance:.3f} lies beyond it, a low draw of a map that is chance "
+        "by construction"
+    )
     zero = (
         f" Against 0, what an unrelated map scores on average, no method lies more than "
-        f"{one_mean:.3f} (two standard errors of one mean) away: {random}'s {chance:.3f} is "
-        "itself a chance draw, and these numbers do not separate any method from chance."
+        f"{one_mean:.3f} (two standard errors of one mean) away, and {where}: the "
+        f"{len(above)} method{'s' if len(above) != 1 else ''} above {random} "
+        f"gain{'s' if len(above) == 1 else ''} on its draw, "
+        "not on 0, so these numbers do not separate any method from chance."
         if not off_zero
         else ""
     )

@@ -48,7 +48,7 @@ def test_lerf_verdict_agrees_or_disagrees_with_the_paper():
     assert "As in the paper" not in agree
     assert agree.endswith(
         " Grad-CAM ranks 2 of 6 (in the paper, at 10%: 2 of 8 on CIFAR-10, 4 of 8 on Birdsnap "
-        "and 1 of 8 on ImageNet)."
+        "and 1 of 8 on ImageNet, tied with NeuronIntGrad*)."
     )
     both = report.lerf_verdict(
         "MNIST", ["NeuronIntGrad", "GradCAM", "NeuronMCT", "Gradient", "Random"], pathways
@@ -310,6 +310,10 @@ def test_separation_verdict_lists_every_method_level_with_the_best_and_tests_zer
     text = report.separation_verdict("Lite0", lite0, 0.071, "4 images and 50 subsets per size")
     assert "with GradCAM, NeuronMCT, DeepLift within 0.071 of it." in text
     assert "no method lies more than 0.050 (two standard errors of one mean) away" in text
+    assert "only Random's -0.055 lies beyond it" in text
+    assert "the 2 methods above Random gain on its draw, not on 0" in text
+    inside = report.separation_verdict("Lite0", lite0 | {"Random": -0.04}, 0.071, "x")
+    assert "Random's -0.040 lies within it: the 1 method above Random gains on its draw" in inside
     clear = report.separation_verdict("MNIST", {"a": 0.9, "b": 0.6, "Random": 0.0}, 0.03, "x")
     assert "Against 0" not in clear
 
