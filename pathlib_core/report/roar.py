@@ -48,9 +48,8 @@ def degradation_figure(
             degraded = roar.degrade(image, m, fraction, mode=mode)
             images.append(to_display(degraded[0]))
             titles.append(f"{name}\n{mode.upper()}")
-    return image_grid(
-        np.stack(images), titles=titles, ncols=len(maps) + 1, size=size, vmin=0, vmax=1
-    )
+    per_row = -(-(len(maps) + 1) // 2)  # each mode on two rows, so that the titles stay legible
+    return image_grid(np.stack(images), titles=titles, ncols=per_row, size=size, vmin=0, vmax=1)
 
 
 def roar_figure(results: Mapping[str, Any], names: Sequence[str], dataset: str = "MNIST"):
@@ -59,7 +58,7 @@ def roar_figure(results: Mapping[str, Any], names: Sequence[str], dataset: str =
     accuracy as a dotted line."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 8.0), sharex=True)  # stacked: legible on a page
     for ax, mode in zip(axes, ("roar", "kar"), strict=True):
         result = results[mode]
         xs = 100 * np.array(result.fractions)
@@ -71,11 +70,11 @@ def roar_figure(results: Mapping[str, Any], names: Sequence[str], dataset: str =
             )  # fmt: skip
         base = 100 * baseline_accuracy(results)
         ax.axhline(base, color="0.4", ls=":", lw=1, label="unmodified model")
-        ax.set_xlabel("% of pixels replaced")
         ax.set_title(
             f"{mode.upper()} on {dataset} ({'lower' if mode == 'roar' else 'higher'} is better)"
         )
-    axes[0].set_ylabel("test accuracy (%) of the retrained model")
+        ax.set_ylabel("test accuracy (%) of the retrained model")
+    axes[1].set_xlabel("% of pixels replaced")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
@@ -86,7 +85,7 @@ def paper_roar_figure():
     """The paper's ROAR curves, one panel per dataset, with its method names."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(PAPER_DATASETS), figsize=(11, 4.2))
+    fig, axes = plt.subplots(len(PAPER_DATASETS), 1, figsize=(7.5, 8.0), sharex=True)
     for ax, dataset in zip(axes, PAPER_DATASETS, strict=True):
         table = paper_numbers.ROAR[dataset]
         for paper_name, values in table.items():
@@ -102,8 +101,8 @@ def paper_roar_figure():
                 label=paper_name if ours in (None, paper_name) else f"{paper_name} ({ours})",
             )
         ax.set_title(f"paper: ROAR on {dataset} (lower is better)")
-        ax.set_xlabel("% of pixels replaced")
         ax.set_ylabel("test accuracy (%) of the retrained model")
+    axes[-1].set_xlabel("% of pixels replaced")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
@@ -290,7 +289,7 @@ def roar_verdict(
     ]
     if others:
         rival = min(others, key=scores.get)
-        gap = scores[rival] - scores[best]
+        gap = round(scores[rival], 3) - round(scores[best], 3)  # as the table shows them
         pair = f"{best} ({scores[best]:.3f}) and {rival} ({scores[rival]:.3f})"
         if gap > room:
             grad_cam = scores.get("GradCAM")
@@ -431,5 +430,5 @@ def rise_verdict(result: Any, names: Sequence[str], baseline: float, random: str
         f"{shown} rank most important {verb} higher than the unmodified model's {baseline:.1%}"
         f"{by}. A model that classifies better with much of its input "
         "replaced than with all of it reads something the replacement itself adds: a sign that "
-        f"the replaced region carries the class (see the note below). {fall}"
+        f"the replaced region carries the class (see *Reading the results* below). {fall}"
     )
